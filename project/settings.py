@@ -1,0 +1,297 @@
+"""Palabre settings: everything comes from the environment.
+
+Two modes:
+
+* the embedded default (no variable at all): SQLite and keys in ``PALABRE_DATA_DIR``
+  (generated on first run, outside git), Channels' in-memory layer;
+* production (``DJANGO_ENV=production``): every secret is mandatory and read from the
+  environment; a missing one stops the process at start (Zulip's
+  ``get_mandatory_secret``), so production never inherits an embedded default.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+from crypto.embedded import ensure_secret_file
+from crypto.keyring import generate_master_keys
+from crypto.signing import generate_sealing_keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="embedded")
+if DJANGO_ENV not in {"embedded", "production"}:
+    raise ImproperlyConfigured(f"DJANGO_ENV must be 'embedded' or 'production', not {DJANGO_ENV!r}")
+PRODUCTION = DJANGO_ENV == "production"
+
+PALABRE_DATA_DIR = Path(env.str("PALABRE_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+
+def mandatory_secret(name: str) -> str:
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set in production (DJANGO_ENV=production).")
+    return value
+
+
+def embedded_secret(name: str, filename: str, generate) -> str:
+    """Production: the environment or nothing. Embedded: the environment, else a file in
+    the data folder generated on first run."""
+    if PRODUCTION:
+        return mandatory_secret(name)
+    return env.str(name, default="") or ensure_secret_file(PALABRE_DATA_DIR / filename, generate)
+
+
+def _generate_secret_key() -> str:
+    from django.core.management.utils import get_random_secret_key
+
+    return get_random_secret_key()
+
+
+SECRET_KEY = embedded_secret("SECRET_KEY", "secret_key", _generate_secret_key)
+PALABRE_MASTER_KEYS = embedded_secret("PALABRE_MASTER_KEYS", "master_keys", generate_master_keys)
+PALABRE_SEALING_KEYS = embedded_secret("PALABRE_SEALING_KEYS", "sealing_keys", generate_sealing_keys)
+
+DEBUG = env.bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production.")
+
+if PRODUCTION:
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production.")
+else:
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "axes",
+    "csp",
+    "rooms",
+    "ballots",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite: IMMEDIATE transactions take the write lock at BEGIN, so concurrent writers queue
+# instead of failing with "database is locked" on upgrade, and WAL lets readers go on.
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default=f"sqlite:///{PALABRE_DATA_DIR / 'palabre.sqlite3'}"
+    )
+}
+if PRODUCTION and "DATABASE_URL" not in env:
+    raise ImproperlyConfigured("DATABASE_URL must be set in production.")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(
+        PALABRE_DATA_DIR / "test-palabre.sqlite3"
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if PRODUCTION and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL must be set in production.")
+
+# The room hub subscribes one channel per process, so the layer carries one message per
+# broadcast per process: give that channel room for bursts (channels' default of 100
+# drops silently when full). Redis: socket_timeout=None, because redis-py 8's default 5 s
+# equals the layer's 5 s BZPOPMIN and kills idle receivers (channels_redis#422, anchors §0).
+CHANNEL_CAPACITY = env.int("PALABRE_CHANNEL_CAPACITY", default=10_000)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 5,
+                        "max_connections": 1000,
+                        "retry_on_timeout": True,
+                    }
+                ],
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": 60,
+                "prefix": env.str("PALABRE_CHANNEL_PREFIX", default="palabre"),
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("PALABRE_CHANNEL_PREFIX", default="palabre"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": 60},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = PALABRE_DATA_DIR / "staticfiles"
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/"
+CSRF_FAILURE_VIEW = "project.errors.csrf_failure"
+
+# Login throttling (django-axes): same lock whether or not the username exists.
+AXES_FAILURE_LIMIT = env.int("PALABRE_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "project.views.login_locked_out"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    # TLS ends at the proxy in front of daphne (README); it says so with X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend"
+)
+
+# Live room limits (PROTOCOL.md): a frame over 64 KiB is refused, a body is 1-4000
+# characters, every connection has a token bucket, and a connection whose unsent backlog
+# passes PALABRE_MAX_BACKLOG_BYTES is closed with 4409 (it reconnects and syncs).
+PALABRE_MAX_FRAME_BYTES = 64 * 1024
+PALABRE_MAX_BODY_CHARS = 4000
+PALABRE_RATE_PER_S = env.float("PALABRE_RATE_PER_S", default=10.0)
+PALABRE_RATE_BURST = env.int("PALABRE_RATE_BURST", default=20)
+PALABRE_MAX_BACKLOG_BYTES = env.int("PALABRE_MAX_BACKLOG_BYTES", default=1024 * 1024)
+PALABRE_MAX_SOCKETS_PER_USER = env.int("PALABRE_MAX_SOCKETS_PER_USER", default=20)
+PALABRE_PROGRESS_INTERVAL_S = env.float("PALABRE_PROGRESS_INTERVAL_S", default=0.5)
+# Embedded default: no separate worker process can reach the in-memory layer, so the
+# daphne process runs the deadline pass itself.
+PALABRE_INPROCESS_DEADLINES = env.bool("PALABRE_INPROCESS_DEADLINES", default=not REDIS_URL)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "palabre": {"handlers": ["console"], "level": env.str("PALABRE_LOG_LEVEL", default="INFO"), "propagate": False},
+        "axes": {"level": "WARNING"},
+    },
+}

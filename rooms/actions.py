@@ -1,0 +1,84 @@
+"""Client frame → service call. Each handler reads its fields (``rooms.validate``), calls
+the one service that owns the rule, and returns the direct answers to the sender (``ack``,
+``vote.receipt``, ``caucus.opened``). Broadcasts are emitted by the services themselves.
+Handlers run in a worker thread (they touch the database).
+
+``ballots`` registers its own handlers here when its app loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from rooms import frames, services, validate
+
+
+@dataclass(frozen=True)
+class Conn:
+    """Who is on the other end of a socket, as fixed at the handshake."""
+
+    user_id: str
+    member_id: str
+    room_id: str
+
+
+Handler = Callable[[Conn, dict, "str | None"], list[dict]]
+ACTIONS: dict[str, Handler] = {}
+
+
+def action(frame_type: str):
+    def register(handler: Handler) -> Handler:
+        ACTIONS[frame_type] = handler
+        return handler
+
+    return register
+
+
+def ack(ref, frame: dict) -> dict:
+    return {"type": frames.ACK, "ref": ref, "seq": frame["seq"]}
+
+
+@action(frames.CHAT_SEND)
+def chat_send(conn: Conn, frame: dict, ref) -> list[dict]:
+    body = validate.string(frame, "body", max_len=settings.PALABRE_MAX_BODY_CHARS)
+    event = services.message_post(member_id=conn.member_id, room_id=conn.room_id, body=body)
+    return [ack(ref, event)]
+
+
+@action(frames.MESSAGE_REDACT)
+def message_redact(conn: Conn, frame: dict, ref) -> list[dict]:
+    seq = validate.integer(frame, "seq", min_value=1)
+    event = services.message_redact(member_id=conn.member_id, room_id=conn.room_id, seq=seq)
+    return [ack(ref, event)]
+
+
+@action(frames.MEMBER_MUTE)
+def member_mute(conn: Conn, frame: dict, ref) -> list[dict]:
+    target = validate.identifier(frame, "member_id")
+    until = validate.timestamp(frame, "until")
+    event = services.member_mute(member_id=conn.member_id, room_id=conn.room_id, target_id=target, until=until)
+    return [ack(ref, event)]
+
+
+@action(frames.MEMBER_UNMUTE)
+def member_unmute(conn: Conn, frame: dict, ref) -> list[dict]:
+    target = validate.identifier(frame, "member_id")
+    event = services.member_unmute(member_id=conn.member_id, room_id=conn.room_id, target_id=target)
+    return [ack(ref, event)]
+
+
+@action(frames.ROOM_MODERATE)
+def room_moderate(conn: Conn, frame: dict, ref) -> list[dict]:
+    moderated = validate.boolean(frame, "moderated")
+    event = services.room_moderate(member_id=conn.member_id, room_id=conn.room_id, moderated=moderated)
+    return [ack(ref, event)]
+
+
+@action(frames.CAUCUS_OPEN)
+def caucus_open(conn: Conn, frame: dict, ref) -> list[dict]:
+    target = validate.identifier(frame, "member_id")
+    room, _mediator, member = services.caucus_open(member_id=conn.member_id, room_id=conn.room_id, target_id=target)
+    return [services.caucus_opened_frame(room=room, with_member=member, ref=ref)]

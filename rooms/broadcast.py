@@ -1,0 +1,49 @@
+"""Fan-out after commit (Zulip's ``send_event_on_commit``): only services call these, so a
+rolled-back write never reaches a client. Each broadcast is serialised to JSON once here
+and crosses the channel layer once per subscribed process (the room hub, ``rooms.hub``).
+Broadcast is best effort: the log is the truth and clients fill gaps with ``sync``.
+"""
+
+import json
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger("palabre.broadcast")
+
+DIRECT_GROUP = "palabre.direct"
+
+
+def room_group(room_id) -> str:
+    return f"palabre.room.{room_id}"
+
+
+def dumps(frame: dict) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def _send(group: str, message: dict) -> None:
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception:  # noqa: BLE001 - the channel layer being down must not undo a commit
+        logger.warning("broadcast to %s failed; clients will catch up with sync", group, exc_info=True)
+
+
+def to_room(room_id, frame: dict) -> None:
+    """After commit: ``frame`` to every connection of the room, on every process."""
+    message = {"type": "hub.room", "room_id": str(room_id), "text": dumps(frame)}
+    transaction.on_commit(lambda: _send(room_group(room_id), message))
+
+
+def to_member(member_id, frame: dict) -> None:
+    """After commit: ``frame`` to every connection of one member, on every process."""
+    message = {"type": "hub.member", "member_id": str(member_id), "text": dumps(frame)}
+    transaction.on_commit(lambda: _send(DIRECT_GROUP, message))
+
+
+def close_user_sockets(user_id, code: int) -> None:
+    """After commit: close every socket of a user (logout), on every process."""
+    message = {"type": "hub.close_user", "user_id": str(user_id), "code": code}
+    transaction.on_commit(lambda: _send(DIRECT_GROUP, message))

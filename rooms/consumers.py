@@ -1,0 +1,182 @@
+"""The live room socket, thin (Baserow's ``ws/consumers.py``): authenticate at the
+handshake, parse each frame, call the action, send the answer. No rule lives here.
+
+Two departures from the stock consumer, both for rooms of 150,000 (anchors §2 and §4):
+no channel-layer channel per connection (the process's hub listens for the room), and no
+``aclose_old_connections`` thread hop per frame (every database call below already goes
+through ``database_sync_to_async``, which closes stale connections itself).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils.translation import gettext as _
+
+from crypto.errors import CryptoError
+from rooms import frames, services
+from rooms.actions import ACTIONS, Conn
+from rooms.broadcast import dumps
+from rooms.errors import ActionError
+from rooms.frames import Code
+from rooms.hub import get_hub
+from rooms.transport import backlog_bytes, daphne_protocol
+from rooms.validate import integer
+
+logger = logging.getLogger("palabre.consumer")
+
+SYNC_PAGE = 500
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = "palabre.no-per-connection-channel"
+
+    conn: Conn | None = None
+    _protocol = None
+    _closing = False
+
+    # What the hub indexes a connection by.
+    room_id = property(lambda self: self.conn.room_id)
+    member_id = property(lambda self: self.conn.member_id)
+    user_id = property(lambda self: self.conn.user_id)
+
+    async def dispatch(self, message):
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- handshake -------------------------------------------------------------------
+
+    async def connect(self):
+        room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        found = await database_sync_to_async(services.room_membership)(user=self.scope.get("user"), room_id=room_id)
+        hub = get_hub()
+        if found is None:
+            await self.close(code=frames.CLOSE_FORBIDDEN)
+            return
+        room, member = found
+        if hub.sockets_of_user(str(member.user_id)) >= settings.PALABRE_MAX_SOCKETS_PER_USER:
+            await self.close(code=frames.CLOSE_FORBIDDEN)
+            return
+        self.conn = Conn(user_id=str(member.user_id), member_id=str(member.pk), room_id=str(room.pk))
+        self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
+        self._protocol = daphne_protocol(self.base_send)
+        await self.accept()
+        await hub.join(self)
+        welcome = await database_sync_to_async(services.welcome_frame)(room=room, member=member)
+        await self.send_frame(welcome)
+
+    async def disconnect(self, code):
+        if self.conn is not None:
+            get_hub().leave(self)
+
+    # --- frames from the client ---------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.conn is None:
+            return
+        if text_data is None:
+            await self.send_error(None, Code.BAD_REQUEST, _("Frames are JSON text, not binary."))
+            return
+        if len(text_data) > settings.PALABRE_MAX_FRAME_BYTES or (
+            len(text_data) * 4 > settings.PALABRE_MAX_FRAME_BYTES
+            and len(text_data.encode("utf-8", "surrogatepass")) > settings.PALABRE_MAX_FRAME_BYTES
+        ):
+            await self.send_error(None, Code.TOO_LARGE, _("A frame is 64 KiB at most."))
+            return
+        wait = self.bucket.take()
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            frame = None
+        ref = frame.get("ref") if isinstance(frame, dict) and isinstance(frame.get("ref"), str) else None
+        if wait:
+            await self.send_error(ref, Code.RATE_LIMITED, _("Too many frames: slow down."), retry_after_ms=int(wait * 1000) + 1)
+            return
+        if not isinstance(frame, dict):
+            await self.send_error(None, Code.BAD_REQUEST, _("A frame is one JSON object."))
+            return
+        if "ref" in frame and frame["ref"] is not None and not isinstance(frame["ref"], str):
+            await self.send_error(None, Code.BAD_REQUEST, _("'ref' must be a string."))
+            return
+        kind = frame.get("type")
+        try:
+            if kind == frames.PING:
+                await self.send_frame({"type": frames.PONG, "ref": ref})
+            elif kind == frames.SYNC:
+                await self.sync(frame, ref)
+            elif isinstance(kind, str) and kind in ACTIONS:
+                replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
+                for reply in replies:
+                    await self.send_frame(reply)
+            else:
+                await self.send_error(ref, Code.BAD_REQUEST, _("Unknown frame type."))
+        except ActionError as error:
+            await self.send_error(ref, error.code, error.message, **error.extra)
+        except (OperationalError, InterfaceError, DatabaseError, CryptoError):
+            logger.warning("action %s failed on a backing service", kind, exc_info=True)
+            await self.send_error(ref, Code.UNAVAILABLE, _("A backing service is unavailable: nothing was written, try again."))
+
+    async def sync(self, frame: dict, ref) -> None:
+        after = integer(frame, "after_seq", min_value=0)
+        room = await database_sync_to_async(services.sync_room)(conn=self.conn)
+        last_seq = after
+        while True:
+            page, newest = await database_sync_to_async(services.events_page)(room=room, after_seq=last_seq, limit=SYNC_PAGE)
+            for event in page:
+                await self.send_frame(event)
+            if page:
+                last_seq = page[-1]["seq"]
+            if len(page) < SYNC_PAGE:
+                break
+        await self.send_frame({"type": frames.SYNCED, "ref": ref, "last_seq": max(last_seq, newest)})
+
+    # --- frames to the client -----------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        await self.push(dumps(frame))
+
+    async def send_error(self, ref, code: str, message: str, **extra) -> None:
+        await self.send_frame({"type": frames.ERROR, "ref": ref, "code": code, "message": str(message), **extra})
+
+    async def push(self, text: str) -> None:
+        """Called by the hub for every broadcast: one already-serialised frame."""
+        if self._closing:
+            return
+        if self._protocol is not None and backlog_bytes(self._protocol) > settings.PALABRE_MAX_BACKLOG_BYTES:
+            logger.info("closing a connection that fell behind (member %s)", self.conn and self.conn.member_id)
+            await self.close(code=frames.CLOSE_TOO_SLOW)
+            return
+        await self.base_send({"type": "websocket.send", "text": text})
+
+    async def close(self, code=None, reason=None):
+        if self._closing:
+            return
+        self._closing = True
+        if self.conn is not None:
+            get_hub().leave(self)
+        await super().close(code=code, reason=reason)

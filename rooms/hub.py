@@ -1,0 +1,196 @@
+"""The room hub: one per process (DESIGN.md, "Real time and scale").
+
+The process, not each connection, listens on the channel layer: one channel per process,
+added once to the group of each room that has a local connection, and to one process-wide
+group for frames addressed to a member or a user. A broadcast arrives here once per
+process, already serialised (``rooms.broadcast``), and the same text is written to every
+local socket of the room. A connection whose unsent backlog passes a bound is closed with
+4409: it reconnects and syncs, and the room never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from rooms.broadcast import DIRECT_GROUP, room_group
+
+logger = logging.getLogger("palabre.hub")
+
+# channels' layers forget group members after group_expiry (one day by default): renew.
+RENEW_GROUPS_EVERY_S = 600
+
+
+class Hub:
+    def __init__(self):
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.rooms: dict[str, set] = defaultdict(set)
+        self.members: dict[str, set] = defaultdict(set)
+        self.users: dict[str, set] = defaultdict(set)
+        self._subscribed: set[str] = set()
+        self._start_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._coalesced: dict[str, asyncio.Handle] = {}
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self.channel is not None:
+            return
+        async with self._start_lock:
+            if self.channel is not None:
+                return
+            channel = await self.layer.new_channel("palabre.hub.")
+            self.channel = channel
+            await self._subscribe(DIRECT_GROUP)
+            self._tasks.append(asyncio.create_task(self._read(), name="palabre-hub-reader"))
+            self._tasks.append(asyncio.create_task(self._renew(), name="palabre-hub-renew"))
+            if settings.PALABRE_INPROCESS_DEADLINES:
+                self._tasks.append(asyncio.create_task(self._deadlines(), name="palabre-deadlines"))
+
+    async def _subscribe(self, group: str) -> None:
+        try:
+            await self.layer.group_add(group, self.channel)
+            self._subscribed.add(group)
+        except Exception:  # noqa: BLE001 - the layer may be down; _read resubscribes
+            logger.warning("could not subscribe to %s; will retry", group, exc_info=True)
+
+    async def _resubscribe_all(self) -> None:
+        groups = {DIRECT_GROUP, *(room_group(r) for r, conns in self.rooms.items() if conns)}
+        for group in groups:
+            await self.layer.group_add(group, self.channel)
+        self._subscribed = groups
+
+    # --- connections ---------------------------------------------------------------
+
+    async def join(self, conn) -> None:
+        """Subscribes the process to the room before the caller reads ``last_seq`` for
+        its welcome: an event committed after that read is then sure to arrive live."""
+        await self._ensure_started()
+        group = room_group(conn.room_id)
+        if group not in self._subscribed:
+            await self._subscribe(group)
+        self.rooms[conn.room_id].add(conn)
+        self.members[conn.member_id].add(conn)
+        self.users[conn.user_id].add(conn)
+
+    def leave(self, conn) -> None:
+        # The process stays subscribed to a room it no longer serves until the next
+        # renewal: a join racing a leave never finds itself unsubscribed.
+        for index, key in ((self.rooms, conn.room_id), (self.members, conn.member_id), (self.users, conn.user_id)):
+            conns = index.get(key)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del index[key]
+
+    def sockets_of_user(self, user_id: str) -> int:
+        return len(self.users.get(user_id, ()))
+
+    def local_count(self, room_id: str) -> int:
+        return len(self.rooms.get(room_id, ()))
+
+    # --- delivery ------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. Redis restarting; retry, then resubscribe
+                logger.warning("channel layer receive failed; retrying in %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    await self._resubscribe_all()
+                except Exception:  # noqa: BLE001
+                    continue
+                continue
+            backoff = 0.1
+            try:
+                await self.dispatch(message)
+            except Exception:  # noqa: BLE001 - one bad message never stops the hub
+                logger.exception("hub dispatch failed")
+
+    async def dispatch(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "hub.room":
+            await self.deliver(self.rooms.get(message["room_id"], ()), message["text"])
+        elif kind == "hub.member":
+            await self.deliver(self.members.get(message["member_id"], ()), message["text"])
+        elif kind == "hub.close_user":
+            for conn in list(self.users.get(message["user_id"], ())):
+                await conn.close(code=message["code"])
+
+    async def deliver(self, conns, text: str) -> None:
+        for conn in list(conns):
+            await conn.push(text)
+
+    # --- coalescing (turnout, counts): at most one run per key per interval ----------
+
+    def coalesce(self, key: str, interval: float, callback) -> None:
+        """Runs ``callback()`` (a coroutine function) once, ``interval`` seconds from the
+        first request for ``key``; requests meanwhile are folded into that one run."""
+        if key in self._coalesced:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire():
+            self._coalesced.pop(key, None)
+            task = loop.create_task(callback())
+            task.add_done_callback(_log_failure)
+
+        self._coalesced[key] = loop.call_later(interval, fire)
+
+    # --- housekeeping ----------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_GROUPS_EVERY_S)
+            try:
+                stale = {g for g in self._subscribed if g.startswith("palabre.room.")} - {
+                    room_group(r) for r, conns in self.rooms.items() if conns
+                }
+                for group in stale:
+                    await self.layer.group_discard(group, self.channel)
+                await self._resubscribe_all()
+            except Exception:  # noqa: BLE001
+                logger.warning("group renewal failed", exc_info=True)
+
+    async def _deadlines(self) -> None:
+        from rooms.deadlines import run_once
+
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await sync_to_async(run_once, thread_sensitive=True)()
+            except Exception:  # noqa: BLE001
+                logger.warning("in-process deadline pass failed", exc_info=True)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("coalesced callback failed", exc_info=task.exception())
+
+
+_hubs: dict[int, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per process under daphne; tests that run
+    several loops each get their own)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(id(loop))
+    if hub is None or hub._loop is not loop:
+        hub = Hub()
+        hub._loop = loop
+        _hubs[id(loop)] = hub
+    return hub

@@ -1,0 +1,144 @@
+"""The room log: append (encrypting free text) and read back as protocol frames.
+
+Seq allocation: ``UPDATE room SET last_seq = last_seq + 1 ... RETURNING`` inside the
+transaction that inserts the event. The UPDATE takes the room row's write lock until
+commit, so two writers on any number of processes get distinct consecutive numbers, and
+a rolled-back insert rolls the increment back with it: the log stays gapless (1, 2, 3 …).
+Events are only ever broadcast after that commit (``rooms.broadcast``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+
+from django.db import connection
+from django.utils import timezone
+
+from crypto import aead, keyring
+from crypto.errors import CryptoError
+from rooms.models import Event, Room
+
+
+def new_wrapped_key() -> tuple[str, bytes]:
+    return keyring.wrap_data_key(aead.new_data_key())
+
+
+@lru_cache(maxsize=4096)
+def _data_key(key_id: str, wrapped: bytes) -> bytes:
+    # Keyed on the wrapped bytes read from the row on every use: a shredded room (NULL
+    # wrapped key) can never hit the cache, whichever process shredded it.
+    return keyring.unwrap_data_key(key_id, wrapped)
+
+
+def room_data_key(room: Room) -> bytes | None:
+    if room.wrapped_key is None:
+        return None
+    return _data_key(room.master_key_id, bytes(room.wrapped_key))
+
+
+def iso(dt) -> str:
+    return dt.isoformat()
+
+
+def append(
+    *,
+    room_id: int,
+    type: str,
+    data: dict,
+    secret: dict | None = None,
+    author_id: int | None = None,
+) -> dict:
+    """Appends one event and returns its frame. Must run inside ``transaction.atomic``:
+    the room row stays locked until the caller commits."""
+    table = Room._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
+            "RETURNING last_seq, wrapped_key, master_key_id",
+            [room_id],
+        )
+        seq, wrapped, key_id = cursor.fetchone()
+    at = timezone.now()
+    ciphertext = None
+    if secret:
+        if wrapped is None:
+            raise CryptoError("this room's key is shredded: nothing can be written to it")
+        key = _data_key(key_id, bytes(wrapped))
+        plaintext = json.dumps(secret, ensure_ascii=False, separators=(",", ":"))
+        ciphertext = aead.encrypt(
+            key, plaintext, aad=aead.associated_data(room_id=str(room_id), seq=seq, event_type=type)
+        )
+    event = Event.objects.create(
+        room_id=room_id,
+        seq=seq,
+        type=type,
+        at=at,
+        author_id=author_id,
+        data=data,
+        ciphertext=ciphertext,
+        secret_fields=_paths(secret) if secret else [],
+    )
+    return _frame(event, merged=_merge(data, secret or {}))
+
+
+def event_frame(event: Event, data_key: bytes | None) -> dict:
+    """The frame of a stored event. A redacted or shredded event keeps its shape, its
+    free-text fields null and says which (``redacted``/``shredded``: true)."""
+    if not event.secret_fields:
+        return _frame(event, merged=event.data)
+    if event.redacted_at is not None or event.ciphertext is None:
+        return {**_frame(event, merged=_merge(event.data, _blank(event.secret_fields))), "redacted": True}
+    if data_key is None:
+        return {**_frame(event, merged=_merge(event.data, _blank(event.secret_fields))), "shredded": True}
+    plaintext = aead.decrypt(
+        data_key,
+        bytes(event.ciphertext),
+        aad=aead.associated_data(room_id=str(event.room_id), seq=event.seq, event_type=event.type),
+    )
+    return _frame(event, merged=_merge(event.data, json.loads(plaintext)))
+
+
+def _frame(event: Event, *, merged: dict) -> dict:
+    frame = {"type": event.type, "seq": event.seq, "at": iso(event.at), **merged}
+    if event.type == "chat.message":
+        frame["id"] = str(event.pk)
+    return frame
+
+
+def _merge(data: dict, secret: dict) -> dict:
+    out = copy.deepcopy(data)
+    for key, value in secret.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _paths(secret: dict, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in secret.items():
+        if isinstance(value, dict):
+            paths += _paths(value, f"{prefix}{key}.")
+        else:
+            paths.append(f"{prefix}{key}")
+    return paths
+
+
+def _blank(paths: list[str]) -> dict:
+    out: dict = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = None
+    return out
+
+
+def events_after(room: Room, after_seq: int, limit: int) -> list[dict]:
+    key = room_data_key(room)
+    events = Event.objects.filter(room_id=room.pk, seq__gt=after_seq).order_by("seq")[:limit]
+    return [event_frame(e, key) for e in events]

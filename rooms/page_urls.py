@@ -1,0 +1,11 @@
+"""The browser client's pages (static/): one page, routed in the browser."""
+
+from django.urls import path
+
+from rooms import pages
+
+urlpatterns = [
+    path("", pages.app, name="app"),
+    path("mediations/<int:mediation_id>/", pages.app, name="mediation-page"),
+    path("rooms/<int:room_id>/", pages.app, name="room-page"),
+]

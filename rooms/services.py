@@ -1,0 +1,410 @@
+"""Business rules of rooms and mediations, one function per action.
+
+Each write is ``<entity>_<action>(*, ...)``: it checks the actor's right (the ``check_*``
+step, the one place for that rule), writes the log inside ``transaction.atomic``, and
+emits its broadcast on commit. Consumers, views and commands all call these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rooms import broadcast, frames, log
+from rooms.errors import ActionError
+from rooms.frames import Code
+from rooms.models import (
+    Event,
+    Mediation,
+    Membership,
+    MemberStatus,
+    Outcome,
+    Phase,
+    Role,
+    Room,
+    RoomKind,
+)
+
+OPEN_PHASES = (Phase.REGISTRATION, Phase.DIALOGUE)
+
+
+# --- reading who may be where -------------------------------------------------------
+
+
+def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
+    """The room and the caller's membership if the caller may enter it, else None.
+    Plenary: any admitted member. Caucus: the mediation's mediators and the one member."""
+    if user is None or not user.is_authenticated:
+        return None
+    try:
+        room = Room.objects.select_related("mediation").get(pk=int(room_id))
+    except (Room.DoesNotExist, ValueError, TypeError):
+        return None
+    member = (
+        Membership.objects.select_related("user")
+        .filter(user=user, mediation_id=room.mediation_id, status=MemberStatus.ADMITTED)
+        .first()
+    )
+    if member is None or not may_enter(member, room):
+        return None
+    return room, member
+
+
+def may_enter(member: Membership, room: Room) -> bool:
+    if member.status != MemberStatus.ADMITTED:
+        return False
+    if room.kind == RoomKind.PLENARY:
+        return True
+    return member.role == Role.MEDIATOR or member.pk == room.caucus_member_id
+
+
+def members_count(mediation_id) -> int:
+    return Membership.objects.filter(mediation_id=mediation_id, status=MemberStatus.ADMITTED).count()
+
+
+def room_public(room: Room) -> dict:
+    mediation = room.mediation
+    return {
+        "id": str(room.pk),
+        "kind": room.kind,
+        "mediation_id": str(mediation.pk),
+        "title": room.title,
+        "phase": mediation.phase,
+        "closes_at": log.iso(mediation.closes_at),
+        "moderated": room.moderated,
+    }
+
+
+def welcome_frame(*, room: Room, member: Membership) -> dict:
+    room.refresh_from_db(fields=["last_seq", "moderated"])
+    room.mediation.refresh_from_db(fields=["phase", "closes_at"])
+    return {
+        "type": frames.WELCOME,
+        "room": room_public(room),
+        "me": member.public(),
+        "last_seq": room.last_seq,
+        "members_count": (
+            members_count(room.mediation_id) if room.kind == RoomKind.PLENARY else 2
+        ),
+    }
+
+
+def events_page(*, room: Room, after_seq: int, limit: int) -> tuple[list[dict], int]:
+    room.refresh_from_db(fields=["last_seq", "wrapped_key", "master_key_id"])
+    return log.events_after(room, after_seq, limit), room.last_seq
+
+
+# --- the check step shared by every live action ----------------------------------------
+
+
+@dataclass
+class Actor:
+    """A fresh, locked-free view of who acts where, loaded at the start of each action."""
+
+    member: Membership
+    room: Room
+
+    @property
+    def mediation(self) -> Mediation:
+        return self.room.mediation
+
+
+def check_actor(*, member_id, room_id, roles: tuple[str, ...] | None = None) -> Actor:
+    """Reloads the member and the room (mute, moderation and deadlines change under a
+    live connection), and refuses when the room is closed or the role may not act."""
+    member = Membership.objects.select_related("user").filter(pk=member_id).first()
+    room = Room.objects.select_related("mediation").filter(pk=room_id).first()
+    if member is None or room is None or not may_enter(member, room):
+        raise ActionError(Code.FORBIDDEN, _("You are no longer a member of this room."))
+    if roles is not None and member.role not in roles:
+        raise ActionError(Code.FORBIDDEN, _("Your role may not do this."))
+    check_room_open(room)
+    return Actor(member=member, room=room)
+
+
+def check_room_open(room: Room, now: datetime | None = None) -> None:
+    mediation = room.mediation
+    now = now or timezone.now()
+    if mediation.phase in OPEN_PHASES and mediation.closed_at is None and now < mediation.closes_at:
+        return
+    if mediation.phase in OPEN_PHASES and mediation.closed_at is None:
+        # A dead worker never lets a late message in: the first late action closes.
+        mediation_close(mediation=mediation, reason="deadline")
+    raise ActionError(Code.ROOM_CLOSED, _("This mediation is closed."))
+
+
+def check_member_of_mediation(*, mediation_id, member_id) -> Membership:
+    try:
+        pk = int(member_id)
+    except (TypeError, ValueError):
+        raise ActionError(Code.NOT_FOUND, _("No such member.")) from None
+    member = Membership.objects.select_related("user").filter(pk=pk, mediation_id=mediation_id).first()
+    if member is None:
+        raise ActionError(Code.NOT_FOUND, _("No such member."))
+    return member
+
+
+# --- live actions ------------------------------------------------------------------------
+
+
+def message_post(*, member_id, room_id, body: str) -> dict:
+    actor = check_actor(member_id=member_id, room_id=room_id)
+    member, room = actor.member, actor.room
+    if member.is_muted():
+        raise ActionError(Code.MUTED, _("You are muted."))
+    if room.moderated and member.role == Role.CONSUMER:
+        raise ActionError(Code.FORBIDDEN, _("The room is moderated: only the mediator and the company post."))
+    with transaction.atomic():
+        frame = log.append(
+            room_id=room.pk,
+            type=frames.CHAT_MESSAGE,
+            data={"author": member.public()},
+            secret={"body": body},
+            author_id=member.pk,
+        )
+        broadcast.to_room(room.pk, frame)
+    return frame
+
+
+def message_redact(*, member_id, room_id, seq: int) -> dict:
+    actor = check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    room = actor.room
+    with transaction.atomic():
+        target = (
+            Event.objects.select_for_update()
+            .filter(room_id=room.pk, seq=seq, type=frames.CHAT_MESSAGE)
+            .first()
+        )
+        if target is None:
+            raise ActionError(Code.NOT_FOUND, _("No message at that seq."))
+        if target.redacted_at is not None:
+            raise ActionError(Code.BAD_REQUEST, _("That message is already redacted."))
+        # The body is deleted, not hidden: the ciphertext goes too.
+        Event.objects.filter(pk=target.pk).update(redacted_at=timezone.now(), ciphertext=None)
+        frame = log.append(
+            room_id=room.pk,
+            type=frames.MESSAGE_REDACTED,
+            data={"target_seq": seq},
+            author_id=actor.member.pk,
+        )
+        broadcast.to_room(room.pk, frame)
+    return frame
+
+
+def member_mute(*, member_id, room_id, target_id, until: datetime | None) -> dict:
+    actor = check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    target = check_member_of_mediation(mediation_id=actor.mediation.pk, member_id=target_id)
+    if target.role == Role.MEDIATOR:
+        raise ActionError(Code.FORBIDDEN, _("A mediator cannot be muted."))
+    if until is not None and until <= timezone.now():
+        raise ActionError(Code.BAD_REQUEST, _("'until' must be in the future."))
+    with transaction.atomic():
+        Membership.objects.filter(pk=target.pk).update(muted=True, muted_until=until)
+        frame = log.append(
+            room_id=actor.room.pk,
+            type=frames.MEMBER_MUTED,
+            data={"member_id": str(target.pk), "until": log.iso(until) if until else None},
+            author_id=actor.member.pk,
+        )
+        broadcast.to_room(actor.room.pk, frame)
+    return frame
+
+
+def member_unmute(*, member_id, room_id, target_id) -> dict:
+    actor = check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    target = check_member_of_mediation(mediation_id=actor.mediation.pk, member_id=target_id)
+    with transaction.atomic():
+        Membership.objects.filter(pk=target.pk).update(muted=False, muted_until=None)
+        frame = log.append(
+            room_id=actor.room.pk,
+            type=frames.MEMBER_UNMUTED,
+            data={"member_id": str(target.pk)},
+            author_id=actor.member.pk,
+        )
+        broadcast.to_room(actor.room.pk, frame)
+    return frame
+
+
+def room_moderate(*, member_id, room_id, moderated: bool) -> dict:
+    actor = check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    if actor.room.kind != RoomKind.PLENARY:
+        raise ActionError(Code.BAD_REQUEST, _("Only the plenary room can be moderated."))
+    with transaction.atomic():
+        Room.objects.filter(pk=actor.room.pk).update(moderated=moderated)
+        frame = log.append(
+            room_id=actor.room.pk,
+            type=frames.ROOM_MODERATED,
+            data={"moderated": moderated},
+            author_id=actor.member.pk,
+        )
+        broadcast.to_room(actor.room.pk, frame)
+    return frame
+
+
+def caucus_open(*, member_id, room_id, target_id) -> tuple[Room, Membership, Membership]:
+    """Creates, or returns, the caucus room of ``target`` with the mediators. Tells the
+    target member on every process; the caller answers the mediator."""
+    actor = check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    target = check_member_of_mediation(mediation_id=actor.mediation.pk, member_id=target_id)
+    if target.role not in (Role.CONSUMER, Role.COMPANY) or target.status != MemberStatus.ADMITTED:
+        raise ActionError(Code.BAD_REQUEST, _("A caucus is with one admitted consumer or company member."))
+    with transaction.atomic():
+        room = Room.objects.filter(mediation=actor.mediation, kind=RoomKind.CAUCUS, caucus_member=target).first()
+        if room is None:
+            room = room_create(
+                mediation=actor.mediation,
+                kind=RoomKind.CAUCUS,
+                title=_("Caucus with %(name)s") % {"name": target.display_name},
+                caucus_member=target,
+            )
+        broadcast.to_member(
+            target.pk,
+            {
+                "type": frames.CAUCUS_OPENED,
+                "room": {"id": str(room.pk), "kind": RoomKind.CAUCUS, "title": room.title},
+                "with": actor.member.public(),
+            },
+        )
+    return room, actor.member, target
+
+
+def caucus_opened_frame(*, room: Room, with_member: Membership, ref) -> dict:
+    return {
+        "type": frames.CAUCUS_OPENED,
+        "ref": ref,
+        "room": {"id": str(room.pk), "kind": RoomKind.CAUCUS, "title": room.title},
+        "with": with_member.public(),
+    }
+
+
+# --- mediations: creation, registration, closing -------------------------------------------
+
+
+def room_create(*, mediation: Mediation, kind: str, title: str, caucus_member=None) -> Room:
+    key_id, wrapped = log.new_wrapped_key()
+    return Room.objects.create(
+        mediation=mediation,
+        kind=kind,
+        title=title,
+        caucus_member=caucus_member,
+        wrapped_key=wrapped,
+        master_key_id=key_id,
+    )
+
+
+def plenary_room(mediation: Mediation) -> Room:
+    room = Room.objects.filter(mediation=mediation, kind=RoomKind.PLENARY).first()
+    if room is None:
+        room = room_create(mediation=mediation, kind=RoomKind.PLENARY, title=_("Plenary"))
+    return room
+
+
+def mediation_create(**fields) -> Mediation:
+    with transaction.atomic():
+        mediation = Mediation.objects.create(**fields)
+        plenary_room(mediation)
+    return mediation
+
+
+def mediation_register(*, user, mediation_id) -> Membership:
+    """A logged-in user asks to join as consumer: admitted at once or pending, per the
+    mediation's ``auto_admit``. Errors: not_found, 409 already a member, 410 closed."""
+    mediation = mediation_get_public(mediation_id)
+    now = timezone.now()
+    registration_open = mediation.phase in OPEN_PHASES and now < mediation.closes_at and (
+        mediation.registration_closes_at is None or now < mediation.registration_closes_at
+    )
+    if not registration_open:
+        raise ActionError("gone", _("Registration is closed for this mediation."), status=410)
+    with transaction.atomic():
+        if Membership.objects.filter(user=user, mediation=mediation).exists():
+            raise ActionError("conflict", _("You are already a member of this mediation."), status=409)
+        return Membership.objects.create(
+            user=user,
+            mediation=mediation,
+            role=Role.CONSUMER,
+            status=MemberStatus.ADMITTED if mediation.auto_admit else MemberStatus.PENDING,
+        )
+
+
+def mediations_listed():
+    return (
+        Mediation.objects.filter(phase__in=OPEN_PHASES)
+        .annotate(members_count=Count("memberships", filter=Q(memberships__status=MemberStatus.ADMITTED)))
+        .order_by("closes_at", "pk")
+    )
+
+
+def mediation_get_public(mediation_id) -> Mediation:
+    try:
+        return mediations_listed().get(pk=int(mediation_id))
+    except (Mediation.DoesNotExist, ValueError, TypeError):
+        raise ActionError(Code.NOT_FOUND, _("No such mediation.")) from None
+
+
+def mediation_close(*, mediation: Mediation, reason: str, outcome: str | None = None) -> bool:
+    """Closes the mediation once (the conditional UPDATE makes concurrent closers
+    harmless) and logs ``room.closed`` in each of its rooms. Returns whether it closed."""
+    now = timezone.now()
+    with transaction.atomic():
+        closed = Mediation.objects.filter(
+            pk=mediation.pk, phase__in=OPEN_PHASES, closed_at__isnull=True
+        ).update(
+            phase=Phase.CLOSED,
+            closed_at=now,
+            outcome=outcome or (mediation.outcome or Outcome.EXPIRED),
+        )
+        if not closed:
+            return False
+        for room_id in Room.objects.filter(mediation=mediation).values_list("pk", flat=True):
+            frame = log.append(room_id=room_id, type=frames.ROOM_CLOSED, data={"reason": reason})
+            broadcast.to_room(room_id, frame)
+    mediation.refresh_from_db()
+    return True
+
+
+def mediations_close_due(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    due = Mediation.objects.filter(phase__in=OPEN_PHASES, closed_at__isnull=True, closes_at__lte=now)
+    return sum(mediation_close(mediation=m, reason="deadline") for m in due)
+
+
+def sync_room(*, conn) -> Room:
+    """The room a live connection syncs, if its member may still enter it."""
+    room = Room.objects.select_related("mediation").get(pk=conn.room_id)
+    member = Membership.objects.filter(pk=conn.member_id).first()
+    if member is None or not may_enter(member, room):
+        raise ActionError(Code.FORBIDDEN, _("You are no longer a member of this room."))
+    return room
+
+
+# --- retention: crypto-shredding ------------------------------------------------------------
+
+
+def mediation_shred(*, mediation: Mediation) -> bool:
+    """Destroys the data keys of every room of a closed mediation. Its events stay, their
+    free text becomes unreadable everywhere (backups included, since only wrapped keys
+    were ever stored); seals stay verifiable (they hold hashes, not text)."""
+    with transaction.atomic():
+        done = Mediation.objects.filter(pk=mediation.pk, shredded_at__isnull=True).update(
+            phase=Phase.SHREDDED, shredded_at=timezone.now()
+        )
+        if not done:
+            return False
+        Room.objects.filter(mediation_id=mediation.pk).update(wrapped_key=None, master_key_id="")
+    mediation.refresh_from_db()
+    return True
+
+
+def mediations_shred_due(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    count = 0
+    for mediation in Mediation.objects.filter(phase=Phase.CLOSED, shredded_at__isnull=True, closed_at__isnull=False):
+        if mediation.closed_at + timedelta(days=mediation.retention_days) <= now:
+            count += mediation_shred(mediation=mediation)
+    return count

@@ -1,0 +1,152 @@
+"""The people of a mediation as named fixtures (Zulip-style), and socket helpers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from rooms import services
+from rooms.models import Membership, MemberStatus, Phase, Role
+
+ORIGIN = (b"origin", b"http://testserver")
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def make_mediation(db):
+    def make(**fields) -> services.Mediation:
+        defaults = dict(
+            title="Frais cachés",
+            company="Abonnix SA",
+            phase=Phase.DIALOGUE,
+            closes_at=timezone.now() + timedelta(days=1),
+        )
+        return services.mediation_create(**{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def mediation(make_mediation):
+    return make_mediation()
+
+
+@pytest.fixture
+def plenary(mediation):
+    return services.plenary_room(mediation)
+
+
+@pytest.fixture
+def make_member(db):
+    def make(mediation, role=Role.CONSUMER, status=MemberStatus.ADMITTED, name=None) -> Membership:
+        n = next(_names)
+        user = get_user_model().objects.create_user(
+            username=name or f"{role}-{n}", password="pw-" + str(n), first_name=f"{role.title()} {n}"
+        )
+        return Membership.objects.create(user=user, mediation=mediation, role=role, status=status)
+
+    return make
+
+
+@pytest.fixture
+def mediator(mediation, make_member):
+    return make_member(mediation, Role.MEDIATOR)
+
+
+@pytest.fixture
+def company(mediation, make_member):
+    return make_member(mediation, Role.COMPANY)
+
+
+@pytest.fixture
+def consumer(mediation, make_member):
+    return make_member(mediation, Role.CONSUMER)
+
+
+@pytest.fixture
+def consumers(mediation, make_member):
+    def make(n: int) -> list[Membership]:
+        return [make_member(mediation, Role.CONSUMER) for _ in range(n)]
+
+    return make
+
+
+@pytest.fixture
+def pending(mediation, make_member):
+    return make_member(mediation, Role.CONSUMER, status=MemberStatus.PENDING)
+
+
+@pytest.fixture
+def outsider(db):
+    return get_user_model().objects.create_user(username=f"outsider-{next(_names)}", password="pw")
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def communicator(room_id, user=None, origin=ORIGIN) -> WebsocketCommunicator:
+    from project.asgi import application
+
+    headers = [origin] if origin else []
+    if user is not None:
+        headers.append((b"cookie", f"sessionid={session_cookie(user)}".encode()))
+    return WebsocketCommunicator(application, f"/ws/rooms/{room_id}/", headers=headers)
+
+
+class Socket:
+    """A connected test client: send frames, receive them as dicts."""
+
+    def __init__(self, comm: WebsocketCommunicator, welcome: dict):
+        self.comm, self.welcome = comm, welcome
+
+    async def send(self, frame) -> None:
+        await self.comm.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 3) -> dict:
+        return json.loads(await self.comm.receive_from(timeout))
+
+    async def recv_until(self, frame_type: str, timeout: float = 3) -> dict:
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == frame_type:
+                return frame
+
+    async def nothing(self, timeout: float = 0.2) -> bool:
+        return await self.comm.receive_nothing(timeout)
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
+
+
+async def connect(room, membership_or_user, origin=ORIGIN) -> Socket:
+    user = getattr(membership_or_user, "user", membership_or_user)
+    comm = await sync_to_async(communicator)(getattr(room, "pk", room), user, origin)
+    connected, code = await comm.connect()
+    assert connected, f"refused with {code}"
+    welcome = json.loads(await comm.receive_from(3))
+    assert welcome["type"] == "welcome"
+    return Socket(comm, welcome)
+
+
+async def refused(room, membership_or_user=None, origin=ORIGIN):
+    """The close code (or HTTP-level refusal) of a handshake that must be refused."""
+    user = getattr(membership_or_user, "user", membership_or_user)
+    comm = await sync_to_async(communicator)(getattr(room, "pk", room), user, origin)
+    connected, code = await comm.connect()
+    if connected:
+        first = await comm.receive_output(3)
+        await comm.disconnect()
+        assert first["type"] == "websocket.close", f"got a frame before refusal: {first}"
+        return first.get("code")
+    return code
