@@ -50,7 +50,7 @@ makemessages: venv
 	scripts/ensure-packages.sh msgfmt:gettext
 	$(BIN)/django-admin makemessages --locale=fr --locale=en --no-obsolete --no-location \
 		--ignore='.venv/*' --ignore='var/*' --ignore='tests/*' --ignore='bench/*'
-	@if compgen -G 'static/**/*.js' >/dev/null || compgen -G 'static/*.js' >/dev/null; then \
+	@if [[ -n $$(find static -name '*.js' -print -quit 2>/dev/null) ]]; then \
 		$(BIN)/django-admin makemessages --domain=djangojs --locale=fr --locale=en \
 			--no-obsolete --no-location --ignore='.venv/*' --ignore='var/*' --ignore='tests/*' \
 			--ignore='bench/*' --ignore='node_modules/*'; \
@@ -100,8 +100,11 @@ lint: venv
 bench: venv messages services
 	$(BIN)/python bench/run.py
 
+# Until pyproject.toml registers the `chaos` marker there is no chaos test to run.
 chaos: venv messages services
-	@data=$$(mktemp -d -t palabre-chaos.XXXXXX); trap 'rm -rf "$$data"' EXIT; \
+	@if ! $(BIN)/pytest -p no:cacheprovider --markers | grep -q '^@pytest.mark.chaos'; then \
+		echo "==> no chaos test yet (no 'chaos' marker in pyproject.toml)"; exit 0; fi; \
+	data=$$(mktemp -d -t palabre-chaos.XXXXXX); trap 'rm -rf "$$data"' EXIT; \
 	$(CLEAN_ENV) PALABRE_DATA_DIR="$$data" DATABASE_URL=$(TEST_DATABASE_URL) \
 		REDIS_URL=$(TEST_REDIS_URL) PALABRE_CHANNEL_PREFIX="palabre-chaos-$$$$" \
 		$(BIN)/pytest -p no:cacheprovider tests -m chaos $(PYTEST_ARGS) \
