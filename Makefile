@@ -83,7 +83,7 @@ test-embedded: venv
 		|| $(call FAILED,pass 1/2 (embedded)); \
 	echo "==> pass 1/2 (embedded) passed in $$((SECONDS - start))s"
 
-test-postgres: venv
+test-postgres: venv services
 	@echo
 	@echo "==> pass 2/2: PostgreSQL + Redis ($(TEST_DATABASE_URL), $(TEST_REDIS_URL)), all tests"
 	@data=$$(mktemp -d -t palabre-test-postgres.XXXXXX); trap 'rm -rf "$$data"' EXIT; \
