@@ -125,13 +125,15 @@ TEMPLATES = [
 
 # SQLite: IMMEDIATE transactions take the write lock at BEGIN, so concurrent writers queue
 # instead of failing with "database is locked" on upgrade, and WAL lets readers go on.
-DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default=f"sqlite:///{PALABRE_DATA_DIR / 'palabre.sqlite3'}"
-    )
-}
-if PRODUCTION and "DATABASE_URL" not in env:
-    raise ImproperlyConfigured("DATABASE_URL must be set in production.")
+# An empty DATABASE_URL is no URL at all: the embedded default, or a refusal in production.
+DATABASE_URL = (
+    mandatory_secret("DATABASE_URL")
+    if PRODUCTION
+    else env.str("DATABASE_URL", default="") or f"sqlite:///{PALABRE_DATA_DIR / 'palabre.sqlite3'}"
+)
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+if "ENGINE" not in DATABASES["default"]:
+    raise ImproperlyConfigured("DATABASE_URL names no database engine Palabre knows.")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
