@@ -11,28 +11,40 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from crypto import aead, keyring
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, TamperedError
 from rooms.models import Event, Room
+
+logger = logging.getLogger("palabre.log")
 
 
 def new_wrapped_key() -> tuple[str, bytes]:
     return keyring.wrap_data_key(aead.new_data_key())
 
 
-@lru_cache(maxsize=4096)
 def _data_key(key_id: str, wrapped: bytes) -> bytes:
+    return _cached_data_key(getattr(settings, keyring.SETTING, ""), key_id, wrapped)
+
+
+@lru_cache(maxsize=4096)
+def _cached_data_key(ring: str, key_id: str, wrapped: bytes) -> bytes:
     # Keyed on the wrapped bytes read from the row on every use: a shredded room (NULL
-    # wrapped key) can never hit the cache, whichever process shredded it.
+    # wrapped key) can never hit the cache, whichever process shredded it. Keyed on the
+    # ring too: a key replaced or retired from the ring stops unwrapping at once.
     return keyring.unwrap_data_key(key_id, wrapped)
 
 
 def room_data_key(room: Room) -> bytes | None:
+    """The room's data key; None once shredded. Raises CryptoError when the master key
+    that wrapped it is missing from the ring or is not the one it was wrapped with: an
+    operator's error to fix, not data to give up on (callers answer ``unavailable``)."""
     if room.wrapped_key is None:
         return None
     return _data_key(room.master_key_id, bytes(room.wrapped_key))
@@ -84,20 +96,39 @@ def append(
 
 
 def event_frame(event: Event, data_key: bytes | None) -> dict:
-    """The frame of a stored event. A redacted or shredded event keeps its shape, its
-    free-text fields null and says which (``redacted``/``shredded``: true)."""
+    """The frame of a stored event. A redacted, shredded or unreadable event keeps its
+    shape, its free-text fields null, and says which (``redacted``/``shredded``/
+    ``unreadable``: true).
+
+    Unreadable: the stored ciphertext fails authentication under the room's key (altered
+    bytes, or a ciphertext moved from another room or seq). Such a row is shown in its
+    place rather than failing the whole page, so one damaged event never blocks a
+    member's history or ``sync``; its text is never guessed at."""
     if not event.secret_fields:
         return _frame(event, merged=event.data)
     if event.redacted_at is not None or event.ciphertext is None:
-        return {**_frame(event, merged=_merge(event.data, _blank(event.secret_fields))), "redacted": True}
+        return _blanked(event, "redacted")
     if data_key is None:
-        return {**_frame(event, merged=_merge(event.data, _blank(event.secret_fields))), "shredded": True}
-    plaintext = aead.decrypt(
-        data_key,
-        bytes(event.ciphertext),
-        aad=aead.associated_data(room_id=str(event.room_id), seq=event.seq, event_type=event.type),
-    )
+        return _blanked(event, "shredded")
+    try:
+        plaintext = aead.decrypt(
+            data_key,
+            bytes(event.ciphertext),
+            aad=aead.associated_data(room_id=str(event.room_id), seq=event.seq, event_type=event.type),
+        )
+    except TamperedError:
+        logger.error(
+            "event %s#%s (%s) failed authentication: altered or moved ciphertext; shown as unreadable",
+            event.room_id,
+            event.seq,
+            event.type,
+        )
+        return _blanked(event, "unreadable")
     return _frame(event, merged=_merge(event.data, json.loads(plaintext)))
+
+
+def _blanked(event: Event, why: str) -> dict:
+    return {**_frame(event, merged=_merge(event.data, _blank(event.secret_fields))), why: True}
 
 
 def _frame(event: Event, *, merged: dict) -> dict:

@@ -386,11 +386,31 @@ def sync_room(*, conn) -> Room:
 # --- retention: crypto-shredding ------------------------------------------------------------
 
 
-def mediation_shred(*, mediation: Mediation) -> bool:
-    """Destroys the data keys of every room of a closed mediation. Its events stay, their
-    free text becomes unreadable everywhere (backups included, since only wrapped keys
-    were ever stored); seals stay verifiable (they hold hashes, not text)."""
+def check_shreddable(*, mediation: Mediation, force: bool) -> None:
+    """Only a closed mediation is shredded, unless forced: a shred can't be undone."""
+    if mediation.shredded_at is None and mediation.closed_at is None and not force:
+        raise ActionError(
+            "conflict",
+            _("This mediation is not closed (phase: %(phase)s): shredding it would destroy the messages of a live mediation.")
+            % {"phase": mediation.phase},
+            status=409,
+        )
+
+
+def mediation_shred(*, mediation: Mediation, force: bool = False) -> bool:
+    """Destroys the data keys of every room of a mediation (closed, unless ``force``,
+    which closes it first so its members see ``room.closed``). Its events stay; their
+    free text becomes unreadable. Seals stay verifiable (they hold hashes, not text).
+    Returns whether it shredded (False: already shredded).
+
+    Only wrapped keys were ever stored, so once the master key that wrapped them at the
+    time of a backup is retired (``rotate_master_key``, then drop it from the ring), that
+    backup's copy of a shredded room is unreadable too."""
+    mediation.refresh_from_db()
+    check_shreddable(mediation=mediation, force=force)
     with transaction.atomic():
+        if mediation.closed_at is None:
+            mediation_close(mediation=mediation, reason="shredded")
         done = Mediation.objects.filter(pk=mediation.pk, shredded_at__isnull=True).update(
             phase=Phase.SHREDDED, shredded_at=timezone.now()
         )

@@ -1,12 +1,17 @@
 """HTTP API of mediations and rooms (PROTOCOL.md). Each view reads its input, calls a
 selector or service, and shapes the answer; authorisation lives in those functions."""
 
+import logging
+
 from django.utils.translation import gettext as _
 
+from crypto.errors import CryptoError
 from project.api import api, query_int
 from rooms import log, selectors, services
 from rooms.errors import ActionError
 from rooms.frames import Code
+
+logger = logging.getLogger("palabre.api")
 
 
 def _mediation_item(mediation) -> dict:
@@ -57,7 +62,16 @@ def room_events(request, room_id):
     room, _member = found
     after = query_int(request, "after_seq", default=0)
     limit = query_int(request, "limit", default=100, minimum=1, maximum=1000)
-    events, last_seq = services.events_page(room=room, after_seq=after, limit=limit)
+    try:
+        events, last_seq = services.events_page(room=room, after_seq=after, limit=limit)
+    except CryptoError as error:
+        # The room's key does not unwrap: its master key is missing from the ring or is
+        # not the one it was wrapped with. A configuration to fix, not data lost: "try
+        # again", rather than every message shown as gone (rooms.log.room_data_key).
+        logger.error("room %s: its data key does not unwrap: %s", room.pk, error)
+        raise ActionError(
+            Code.UNAVAILABLE, _("This room's messages cannot be read right now: try again later.")
+        ) from None
     return {"events": events, "last_seq": last_seq}
 
 
