@@ -2,7 +2,7 @@
 // for `/`, `/mediations/<id>/` and `/rooms/<id>/` and says which in data attributes;
 // everything else comes from the HTTP API and the room socket (PROTOCOL.md).
 import { api, cookie } from "./api.js";
-import { h, clear, field, liveRegion, say } from "./dom.js";
+import { append, h, clear, field, liveRegion, say } from "./dom.js";
 import { format, formatDateTime, formatPercent, gettext, phaseLabel, roleLabel } from "./i18n.js";
 import { errorText } from "./messages.js";
 import { RoomPage } from "./room.js";
@@ -128,10 +128,10 @@ function membershipActions(me, mediation, detail) {
 async function renderHome(me) {
   const list = h("ul", { class: "mediations" });
   const heading = h("h1", { tabindex: "-1" }, gettext("Open mediations"));
-  clear(main).append(
+  append(clear(main), [
     me ? null : loginForm(gettext("Sign in to take part in a mediation.")),
     h("section", { class: "home", "aria-labelledby": "home-title" }, [Object.assign(heading, { id: "home-title" }), list]),
-  );
+  ]);
   let mediations;
   try {
     mediations = await api.mediations();
@@ -164,7 +164,7 @@ async function renderMediation(me, mediationId) {
   }
   document.title = `${mediation.title} · Palabre`;
   const heading = h("h1", { tabindex: "-1" }, mediation.title);
-  clear(main).append(
+  append(clear(main), [
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, gettext("All mediations"))),
     h("article", { class: "card mediation-detail" }, [
       heading,
@@ -174,7 +174,7 @@ async function renderMediation(me, mediationId) {
       membershipActions(me, mediation, mediation),
     ]),
     me ? null : loginForm(gettext("Sign in to register.")),
-  );
+  ]);
 }
 
 // --- boot -----------------------------------------------------------------------------------

@@ -244,8 +244,21 @@ export class BallotsPanel {
   }
 
   onSealed(frame) {
-    this.ballots.get(String(frame.ballot_id))?.seal(frame);
+    const card = this.ballots.get(String(frame.ballot_id));
+    if (!card) return;
+    card.seal(frame);
     this.refreshForms();
+    // A seal that arrives live is checked at once; in the history at entry, only the
+    // latest one and those holding this person's receipt (a board may have 150,000
+    // leaves: the others wait for their "Check" button).
+    if (this.view.caughtUp) card.verify();
+  }
+
+  caughtUp() {
+    const sealed = [...this.ballots.values()].filter((card) => card.sealed);
+    sealed.forEach((card, index) => {
+      if (index === sealed.length - 1 || loadReceipt(this.memberId, card.id)) card.verify();
+    });
   }
 
   setClosed() {
@@ -464,8 +477,8 @@ class BallotCard {
     this.render();
     const accepted = frame.outcome === "accepted";
     this.checks = h("ul", { class: "checks" });
-    this.verdict = h("p", { class: "verdict", role: "status" }, gettext("Checking the seal…"));
-    const rerun = h("button", { type: "button", class: "small verify-again", onclick: () => this.verify() }, gettext("Check again"));
+    this.verdict = h("p", { class: "verdict", role: "status" }, gettext("Not checked yet."));
+    this.rerun = h("button", { type: "button", class: "small verify-again", onclick: () => this.verify() }, gettext("Check the seal"));
     this.result.replaceChildren(
       h("p", { class: `outcome outcome-${frame.outcome}` }, accepted ? gettext("Offer accepted") : gettext("Offer rejected")),
       h(
@@ -478,9 +491,8 @@ class BallotCard {
           needed: acceptsNeeded(frame.threshold, frame.eligible),
         }),
       ),
-      h("div", { class: "verification" }, [h("h6", {}, gettext("Verification in this browser")), this.verdict, this.checks, rerun]),
+      h("div", { class: "verification" }, [h("h6", {}, gettext("Verification in this browser")), this.verdict, this.checks, this.rerun]),
     );
-    this.verify();
   }
 
   async verify() {
@@ -510,6 +522,7 @@ class BallotCard {
     const ok = results.length > 0 && results.every((r) => r.ok);
     this.verdict.dataset.kind = ok ? "ok" : "error";
     this.verdict.textContent = ok ? gettext("Verified: the seal is authentic and the count is right.") : gettext("Verification failed: see what did not match below.");
+    this.rerun.textContent = gettext("Check again");
     this.verifying = false;
   }
 

@@ -351,9 +351,12 @@ export class RoomView {
     this.connDetail = detail;
     this.conn_.dataset.state = state;
     this.connLabel.textContent = stateLabel(state, detail);
+    // Screen readers announce the log's additions: not the whole history at entry.
+    this.log.setAttribute("aria-busy", String(state === State.SYNCING && !this.caughtUp));
     if (state === State.LIVE && !this.caughtUp) {
       this.caughtUp = true;
       this.scrollToEnd();
+      this.ballots?.caughtUp();
     }
     if (state === State.LOGGED_OUT) this.page.main.dispatchEvent(new CustomEvent("palabre:signed-out", { bubbles: true }));
     this.page.updateTab(this);
@@ -477,6 +480,9 @@ export class RoomView {
         this.ballots?.onSealed(frame);
         this.addNote(frame, frame.outcome === "accepted" ? gettext("The ballot is sealed: the offer is accepted.") : gettext("The ballot is sealed: the offer is rejected."));
         break;
+      case "agreement.recorded":
+        this.addNote(frame, gettext("Agreement recorded: the accepted offer ends the mediation."));
+        break;
       default:
         break;
     }
@@ -491,9 +497,14 @@ export class RoomView {
   }
 
   appendToLog(item) {
-    const stick = !this.caughtUp || this.isNearBottom();
-    this.log.append(item);
     this.empty.hidden = true;
+    if (!this.caughtUp) {
+      // History at entry: one scroll at the end, not one layout per message.
+      this.log.append(item);
+      return;
+    }
+    const stick = this.isNearBottom();
+    this.log.append(item);
     if (stick) this.scrollToEnd();
   }
 

@@ -147,7 +147,8 @@ export class RoomConnection {
       this.failedHandshakes = 0;
       this.probe();
     }
-    const delay = code === CLOSE_TOO_SLOW ? 0 : Math.min(MAX_RETRY_MS, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    // Too slow (4409): straight back, once; any failure after that backs off.
+    const delay = code === CLOSE_TOO_SLOW && this.attempt === 0 ? 0 : Math.min(MAX_RETRY_MS, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     this.attempt += 1;
     this.setState(State.RECONNECTING, { retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => this.open(), delay);

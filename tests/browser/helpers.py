@@ -52,6 +52,12 @@ def chat(page: Page, scope: str = ACTIVE) -> list[tuple[int, str]]:
     return [(seq, body) for seq, body in rows]
 
 
+def assert_fits(page: Page) -> None:
+    """Nothing wider than the screen (360 px phones): no sideways scrolling."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide"
+
+
 class SocketTap:
     """Sits between a page and the server on every room socket the page opens: forwards
     frames both ways, and can swallow what the server sends (a connection that died

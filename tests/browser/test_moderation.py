@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE
-from tests.browser.helpers import ACTIVE, by_role, enter_room, say
+from tests.browser.helpers import ACTIVE, assert_fits, by_role, enter_room, say
 
 pytestmark = pytest.mark.browser
 
@@ -85,6 +85,7 @@ def test_mediator_moderates_and_opens_a_caucus_then_the_room_closes(server, peop
         assert "parlons en privé" not in person.page.content()
     mediator.page.screenshot(path=str(artifacts / "caucus-mediator.png"), full_page=True)
     alice.page.screenshot(path=str(artifacts / "caucus-consumer.png"), full_page=True)
+    assert_fits(alice.page)
 
     # The deadline: the countdown runs out, and the room closes itself in every page.
     expect(bob.page.locator(".room-head .countdown")).to_contain_text(re.compile(r"6 jours \d\d:\d\d:\d\d"))

@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE
-from tests.browser.helpers import wait_live
+from tests.browser.helpers import assert_fits, wait_live
 
 pytestmark = pytest.mark.browser
 
@@ -23,6 +23,10 @@ def test_sign_in_register_enter_and_switch_language(server, people, artifacts):
     card = page.locator(f'li.mediation[data-mediation-id="{demo["mediation_id"]}"]')
     expect(card).to_contain_text("Frais d'abonnement cachés (démo)")
     expect(card).to_contain_text("Connectez-vous pour vous inscrire.")
+    expect(card.locator("dl.facts dd").first).to_have_text("Abonnix SA")
+    expect(card.locator("dl.facts")).to_contain_text("Étape")
+    assert "null" not in page.locator("main").inner_text()
+    assert_fits(page)
 
     # A wrong password says so, in French, without leaving the page.
     page.get_by_label("Identifiant").fill("newcomer")
@@ -38,6 +42,7 @@ def test_sign_in_register_enter_and_switch_language(server, people, artifacts):
     expect(card.locator("[role=status]")).to_contain_text("Vous êtes inscrit·e")
     expect(card.locator("a.enter")).to_be_focused()
     page.screenshot(path=str(artifacts / "registered-consumer.png"), full_page=True)
+    assert_fits(page)
 
     # The mediation's own page knows the newcomer is a member now.
     card.get_by_role("link", name="Frais d'abonnement cachés (démo)").click()
@@ -52,6 +57,7 @@ def test_sign_in_register_enter_and_switch_language(server, people, artifacts):
     wait_live(page)
     expect(page.locator("section.room:not([hidden]) .conn")).to_have_text("Connected")
     expect(page.get_by_label("Your message")).to_be_enabled()
+    assert_fits(page)
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("form.login")).to_be_visible()

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE
-from tests.browser.helpers import ACTIVE, SocketTap, by_role, chat, enter_room, say, wait_live
+from tests.browser.helpers import ACTIVE, SocketTap, assert_fits, by_role, chat, enter_room, say, wait_live
 
 pytestmark = pytest.mark.browser
 
@@ -90,4 +90,5 @@ def test_chat_history_and_reconnect_without_loss(server, people, artifacts):
 
     for name, person in (("mediator", mediator), ("company", company), ("consumer", alice), ("consumer-en", bob)):
         person.page.screenshot(path=str(artifacts / f"chat-{name}.png"), full_page=True)
+        assert_fits(person.page)
         assert not [e for e in person.errors if "Failed to load resource" not in e], person.errors
