@@ -7,7 +7,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE
-from tests.browser.helpers import ACTIVE, SocketTap, assert_fits, by_role, chat, enter_room, say, wait_live
+from tests.browser.helpers import (
+    ACTIVE,
+    SocketTap,
+    assert_fits,
+    by_role,
+    chat,
+    enter_room,
+    say,
+    wait_live,
+)
 
 pytestmark = pytest.mark.browser
 
