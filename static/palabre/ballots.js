@@ -491,7 +491,12 @@ class BallotCard {
           needed: acceptsNeeded(frame.threshold, frame.eligible),
         }),
       ),
-      h("div", { class: "verification" }, [h("h6", {}, gettext("Verification in this browser")), this.verdict, this.checks, this.rerun]),
+      h("div", { class: "verification" }, [
+        h("h6", {}, gettext("Verification in this browser")),
+        this.verdict,
+        (this.details = h("details", { class: "check-details" }, [h("summary", {}, gettext("What was checked")), this.checks])),
+        this.rerun,
+      ]),
     );
   }
 
@@ -521,6 +526,7 @@ class BallotCard {
     }
     const ok = results.length > 0 && results.every((r) => r.ok);
     this.verdict.dataset.kind = ok ? "ok" : "error";
+    if (!ok) this.details.open = true;
     this.verdict.textContent = ok ? gettext("Verified: the seal is authentic and the count is right.") : gettext("Verification failed: see what did not match below.");
     this.rerun.textContent = gettext("Check again");
     this.verifying = false;

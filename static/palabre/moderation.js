@@ -30,7 +30,7 @@ export class ModerationPanel {
     const headingId = uid("moderation");
     this.element = h("section", { class: "panel moderation", "aria-labelledby": headingId }, [
       h("h3", { id: headingId }, gettext("Moderation")),
-      h("div", { class: "check" }, [
+      h("div", { class: "checkbox-row" }, [
         this.moderatedBox,
         h("label", { for: this.moderatedBox.id }, gettext("Moderated room: only the mediator and the company may post")),
       ]),

@@ -193,10 +193,13 @@ export class RoomPage {
   }
 
   setClosed(reason) {
-    if (!this.closed) {
+    // The welcome of a closed room says "closed"; its room.closed event, synced after,
+    // says why.
+    if (!this.closed || (reason && reason !== this.closedReason)) {
       this.closed = true;
+      this.closedReason = reason || this.closedReason;
       this.closedBanner.hidden = false;
-      this.closedBanner.textContent = closedText(reason);
+      this.closedBanner.textContent = closedText(this.closedReason);
       say(this.announcer, this.closedBanner.textContent);
     }
     for (const view of this.views.values()) view.setClosed();
