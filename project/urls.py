@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
+from crypto import views as crypto_views
 from project import views
+from project.api import allow
 
 handler400 = "project.errors.bad_request"
 handler403 = "project.errors.permission_denied"
@@ -15,8 +17,11 @@ urlpatterns = [
     path("api/v1/auth/login", views.auth_login),
     path("api/v1/auth/logout", views.auth_logout),
     path("api/v1/auth/me", views.me),
+    path("api/v1/openapi.json", views.openapi),
     path("api/v1/", include("rooms.urls")),
     path("api/v1/", include("ballots.urls")),
+    # crypto/ knows nothing of the API's plumbing: the method check is wired here.
+    path("api/v1/keys", allow("GET", "HEAD")(crypto_views.keys)),
     path("api/v1/", include("crypto.urls")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("i18n/", include("django.conf.urls.i18n")),

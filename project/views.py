@@ -1,16 +1,19 @@
-"""Platform endpoints: health and accounts."""
+"""Platform endpoints: health, accounts and the API's description."""
+
+import functools
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import authenticate, login, logout
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from project.api import api, json_body
+from project.api import allow, api, json_body
 from project.errors import error_response
 from rooms import broadcast, frames
 from rooms.errors import ActionError
@@ -18,6 +21,7 @@ from rooms.errors import ActionError
 THROTTLED_MESSAGE = _lazy("Too many failed logins: try again later.")
 
 
+@allow("GET", "HEAD")
 def healthz(request):
     """Checks the database and the channel layer for real (a query, a send+receive)."""
     parts = {"database": "ok", "channel_layer": "ok"}
@@ -60,7 +64,10 @@ def _user_public(user) -> dict:
 def auth_login(request):
     body = json_body(request)
     username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not username or len(username) > 150 or len(password) > 4096:
+    if (
+        not isinstance(username, str) or not isinstance(password, str) or not username or len(username) > 150
+        or len(password) > 4096 or "\x00" in username
+    ):
         raise ActionError("bad_request", _("'username' and 'password' are required strings."))
     user = authenticate(request, username=username, password=password)
     if getattr(request, "axes_locked_out", False):
@@ -86,6 +93,18 @@ def auth_logout(request):
     return None, 204
 
 
+@functools.cache
+def _openapi_text() -> bytes:
+    return (Path(__file__).with_name("openapi.json")).read_bytes()
+
+
+@allow("GET", "HEAD")
+def openapi(request):
+    """The hand-written OpenAPI 3.1 description of the HTTP API (``project/openapi.json``)."""
+    return HttpResponse(_openapi_text(), content_type="application/json")
+
+
+@allow("GET", "HEAD")
 def me(request):
     if not request.user.is_authenticated:
         return error_response("not_authenticated", _("Log in first."), 401)
