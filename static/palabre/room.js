@@ -527,7 +527,7 @@ export class RoomView {
       body,
     ]);
     this.messages.set(frame.seq, item);
-    if (frame.redacted || frame.shredded || frame.body === null) this.showRemoved(item, frame.shredded);
+    if (frame.redacted || frame.shredded || frame.unreadable || frame.body === null) this.showRemoved(item, frame);
     else {
       body.textContent = frame.body;
       if (this.me && this.me.role === "mediator" && !this.closed) item.append(this.redactButton(frame.seq));
@@ -567,12 +567,15 @@ export class RoomView {
 
   redacted(seq) {
     const item = this.messages.get(seq);
-    if (item) this.showRemoved(item, false);
+    if (item) this.showRemoved(item, { redacted: true });
   }
 
-  showRemoved(item, shredded) {
+  showRemoved(item, frame) {
+    let text = gettext("Message removed by the mediator.");
+    if (frame.shredded) text = gettext("Message erased (retention period over).");
+    else if (frame.unreadable) text = gettext("This message cannot be read (its stored copy is damaged).");
     item.classList.add("removed");
-    item.querySelector(".body").textContent = shredded ? gettext("Message erased (retention period over).") : gettext("Message removed by the mediator.");
+    item.querySelector(".body").textContent = text;
     item.querySelector("button.redact")?.remove();
   }
 

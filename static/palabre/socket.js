@@ -199,8 +199,9 @@ export class RoomConnection {
       this.logged(frame);
       return;
     }
-    if (frame.type === "synced" && frame.ref && frame.ref === this.syncRef) {
-      this.synced(frame);
+    if (frame.ref && frame.ref === this.syncRef) {
+      if (frame.type === "synced") this.synced(frame);
+      else if (frame.type === "error") this.syncFailed(frame);
       return;
     }
     if (frame.type === "pong" && !this.waiting.has(frame.ref)) return;
@@ -261,6 +262,18 @@ export class RoomConnection {
     }
     this.resyncs = 0;
     this.setState(State.LIVE);
+  }
+
+  syncFailed(frame) {
+    this.syncing = false;
+    this.syncRef = null;
+    if (frame.code === "forbidden") {
+      this.refuse(State.REFUSED);
+      return;
+    }
+    // rate_limited, unavailable: the same sync, a little later.
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => this.sync(), Math.max(500, frame.retry_after_ms || 0));
   }
 
   // --- frames out ---------------------------------------------------------------------
