@@ -1,0 +1,489 @@
+"""Offers, ballots, votes and seals: one function per rule (HackSoft ``services.py``).
+
+Each live action is a ``check_*`` step (look up, authorise, validate: Zulip's
+``check_add_reaction``) and a write that runs in ``transaction.atomic`` and broadcasts on
+commit (``rooms.broadcast``). Consumers, views, the worker and the management commands
+all call these.
+
+How a vote is counted exactly without a hot row (issue 6, item 8), in four facts:
+
+1. ``vote_cast`` holds the ballot's lock SHARED for its whole transaction and reads
+   ``sealed_at``/``closes_at`` only once it holds it; ``ballot_seal`` holds it
+   EXCLUSIVE and sets ``sealed_at`` (``ballots.locks``). So every cast either commits
+   before the seal's first statement (the seal waited for it) or starts reading after
+   the seal committed (and is refused ``ballot_closed``): the seal recounts exactly the
+   votes that were accepted, on any number of processes, and every receipt ever handed
+   out is on the board.
+2. Casts don't wait for one another: the shared lock doesn't conflict with itself, the
+   ballot row is only read, the elector row is the voter's own, the vote is a new row,
+   and the running count is one of 16 ``Tally`` shards picked at random.
+3. Counts only grow while a ballot is open. After its commit, a cast sums the shards in
+   one statement: that sum holds every vote committed so far, its own included. If it
+   makes the outcome certain, the final count (a superset) does too: sealing is right.
+   Of the casts that together make it certain, the one that commits last reads a sum
+   that includes them all, so a certain outcome is never missed (and if that process
+   dies in between, the worker's pass seals it: ``ballots_seal_due``).
+4. ``UPDATE … SET sealed_at … WHERE sealed_at IS NULL`` under the exclusive lock has one
+   winner: exactly one seal, one ``ballot.sealed`` event, however many callers race
+   (the casts that saw certainty, the mediator's close, the worker, a late action).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ballots import locks, rule
+from ballots.models import (
+    TALLY_SHARDS,
+    Ballot,
+    Choice,
+    Elector,
+    Offer,
+    SealReason,
+    Tally,
+    Vote,
+)
+from crypto import merkle, signing
+from rooms import broadcast, frames, log
+from rooms import services as room_services
+from rooms.errors import ActionError
+from rooms.frames import Code
+from rooms.models import Mediation, Membership, MemberStatus, Outcome, Role, RoomKind
+
+logger = logging.getLogger("palabre.ballots")
+
+TITLE_MAX_CHARS = 200
+TERMS_MAX_CHARS = 20_000
+SEAL_DOCUMENT_VERSION = 1
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+def check_offer_submit(*, member_id, room_id) -> room_services.Actor:
+    actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(Role.COMPANY,))
+    if actor.room.kind != RoomKind.PLENARY:
+        raise ActionError(Code.BAD_REQUEST, _("Offers are submitted in the plenary room."))
+    return actor
+
+
+def offer_hash(*, offer_id, title: str, terms: str, amount_cents: int | None) -> str:
+    """What the seal commits to (PROTOCOL.md): hex SHA-256 of the canonical JSON."""
+    return signing.canonical_hash(
+        {"id": str(offer_id), "title": title, "terms": terms, "amount_cents": amount_cents}
+    )
+
+
+def offer_submit(
+    *, member: Membership, room_id, title: str, terms: str, amount_cents: int | None
+) -> dict:
+    """Logs ``offer.submitted`` in the plenary room, title and terms encrypted with the
+    room's key like a chat message's body; returns the event's frame. The room row is
+    locked by the log append until commit."""
+    with transaction.atomic():
+        offer = Offer.objects.create(
+            mediation_id=member.mediation_id,
+            room_id=room_id,
+            author=member,
+            amount_cents=amount_cents,
+            submitted_at=timezone.now(),
+        )
+        frame = log.append(
+            room_id=room_id,
+            type=frames.OFFER_SUBMITTED,
+            data={"offer": {"id": str(offer.pk), "amount_cents": amount_cents}},
+            secret={"offer": {"title": title, "terms": terms}},
+            author_id=member.pk,
+        )
+        Offer.objects.filter(pk=offer.pk).update(
+            seq=frame["seq"],
+            submitted_at=datetime.fromisoformat(frame["at"]),
+            offer_hash=offer_hash(offer_id=offer.pk, title=title, terms=terms, amount_cents=amount_cents),
+        )
+        broadcast.to_room(room_id, frame)
+    return frame
+
+
+# --- opening a ballot ------------------------------------------------------------------------
+
+
+def check_ballot_open(*, member_id, room_id, offer_id: int) -> tuple[room_services.Actor, Offer]:
+    actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    if actor.room.kind != RoomKind.PLENARY:
+        raise ActionError(Code.BAD_REQUEST, _("Ballots are opened in the plenary room."))
+    offer = Offer.objects.filter(pk=offer_id, mediation_id=actor.mediation.pk).first()
+    if offer is None:
+        raise ActionError(Code.NOT_FOUND, _("No such offer in this mediation."))
+    # A ballot left open past its deadline (a worker down) is sealed before the check
+    # "one open ballot at a time" reads it.
+    for due in Ballot.objects.filter(
+        mediation_id=actor.mediation.pk, sealed_at__isnull=True, closes_at__lte=timezone.now()
+    ):
+        ballot_seal(ballot=due, reason=SealReason.DEADLINE)
+    return actor, offer
+
+
+def ballot_open(*, mediator: Membership, offer: Offer, closes_at: datetime) -> dict:
+    """Opens the ballot on ``offer`` and freezes its electorate: the consumers admitted at
+    this instant. Locks the mediation row (``select_for_update``) so that two openings
+    in one mediation queue; the electorate is copied by one ``INSERT … SELECT``, so it is
+    the admitted consumers of one snapshot, and ``eligible`` is exactly its row count."""
+    with transaction.atomic():
+        mediation = Mediation.objects.select_for_update().get(pk=offer.mediation_id)
+        now = timezone.now()
+        if closes_at <= now:
+            raise ActionError(Code.BAD_REQUEST, _("The ballot's deadline must be in the future."))
+        if closes_at > mediation.closes_at:
+            raise ActionError(Code.BAD_REQUEST, _("The ballot cannot close after the mediation does."))
+        if Ballot.objects.filter(offer_id=offer.pk).exists():
+            raise ActionError(Code.BAD_REQUEST, _("This offer already has a ballot."))
+        if Ballot.objects.filter(mediation_id=mediation.pk, sealed_at__isnull=True).exists():
+            raise ActionError(Code.BAD_REQUEST, _("Another ballot of this mediation is still open."))
+        try:
+            with transaction.atomic():
+                ballot = Ballot.objects.create(
+                    offer=offer,
+                    mediation=mediation,
+                    room_id=offer.room_id,
+                    opened_at=now,
+                    closes_at=closes_at,
+                    eligible=0,
+                    threshold_bp=mediation.threshold_bp,
+                    electorate_hash="",
+                )
+        except IntegrityError:
+            raise ActionError(Code.BAD_REQUEST, _("This offer already has a ballot.")) from None
+        eligible = _freeze_electorate(ballot=ballot)
+        if eligible == 0:
+            raise ActionError(Code.BAD_REQUEST, _("No admitted consumer: a ballot needs at least one elector."))
+        Tally.objects.bulk_create(Tally(ballot=ballot, shard=s) for s in range(TALLY_SHARDS))
+        frame = log.append(
+            room_id=ballot.room_id,
+            type=frames.BALLOT_OPENED,
+            data={
+                "ballot": {
+                    "id": str(ballot.pk),
+                    "offer_id": str(offer.pk),
+                    "closes_at": log.iso(closes_at),
+                    "eligible": eligible,
+                    "threshold": ballot.threshold,
+                }
+            },
+            author_id=mediator.pk,
+        )
+        Ballot.objects.filter(pk=ballot.pk).update(
+            eligible=eligible,
+            electorate_hash=electorate_hash(ballot_id=ballot.pk),
+            opened_seq=frame["seq"],
+        )
+        broadcast.to_room(ballot.room_id, frame)
+    return frame
+
+
+def _freeze_electorate(*, ballot: Ballot) -> int:
+    # One statement, however large the mediation: 150,000 rows without a round trip each.
+    elector = Elector._meta.db_table
+    membership = Membership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {elector} (ballot_id, membership_id, has_voted) "
+            f"SELECT %s, id, %s FROM {membership} "
+            "WHERE mediation_id = %s AND role = %s AND status = %s",
+            [ballot.pk, False, ballot.mediation_id, Role.CONSUMER, MemberStatus.ADMITTED],
+        )
+        return cursor.rowcount
+
+
+def electorate_hash(*, ballot_id) -> str:
+    """PROTOCOL.md: SHA-256 of the electors' member ids as strings, sorted as strings,
+    joined by newlines."""
+    ids = Elector.objects.filter(ballot_id=ballot_id).values_list("membership_id", flat=True)
+    return signing.sha256_hex("\n".join(sorted(str(i) for i in ids)).encode())
+
+
+# --- the ballot an action touches ------------------------------------------------------------
+
+
+def check_ballot(*, room_id, ballot_id: int) -> Ballot:
+    """The ballot of the room's mediation, sealed first if its deadline has passed: a
+    dead worker never lets a late vote in, nor leaves a due ballot open."""
+    ballot = Ballot.objects.filter(pk=ballot_id, mediation__rooms=room_id).first()
+    if ballot is None:
+        raise ActionError(Code.NOT_FOUND, _("No such ballot in this mediation."))
+    if ballot.sealed_at is None and timezone.now() >= ballot.closes_at:
+        ballot_seal(ballot=ballot, reason=SealReason.DEADLINE)
+        ballot.refresh_from_db()
+    return ballot
+
+
+# --- casting a vote --------------------------------------------------------------------------
+
+
+def check_vote(*, member_id, room_id, ballot_id: int) -> tuple[Membership, Ballot]:
+    ballot = check_ballot(room_id=room_id, ballot_id=ballot_id)
+    actor = _check_ballot_actor(member_id=member_id, room_id=room_id, ballot=ballot, role=Role.CONSUMER)
+    if ballot.sealed_at is not None:
+        raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
+    return actor.member, ballot
+
+
+def _check_ballot_actor(*, member_id, room_id, ballot: Ballot, role: str) -> room_services.Actor:
+    try:
+        return room_services.check_actor(member_id=member_id, room_id=room_id, roles=(role,))
+    except ActionError as error:
+        # An accepted offer closes the mediation: a late vote on that ballot is told the
+        # ballot is closed, as on any sealed ballot, rather than the room.
+        if error.code == Code.ROOM_CLOSED and ballot.sealed_at is not None:
+            raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed.")) from None
+        raise
+
+
+def vote_cast(*, member: Membership, ballot: Ballot, choice: str) -> str:
+    """Records one final vote and returns its receipt (for the voter alone).
+
+    Holds the ballot lock shared (``ballots.locks``) and nothing else that another
+    cast waits for; see the module docstring for why the count stays exact. Errors:
+    ``ballot_closed``, ``not_eligible`` (not in the electorate frozen at opening),
+    ``already_voted``. Seals the ballot after commit if the outcome became certain.
+    """
+    if choice not in Choice.values:
+        raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
+    receipt = merkle.new_receipt()
+    with transaction.atomic():
+        locks.ballot_shared(ballot.pk)
+        state = Ballot.objects.filter(pk=ballot.pk).values("sealed_at", "closes_at").get()
+        if state["sealed_at"] is not None or timezone.now() >= state["closes_at"]:
+            raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
+        # The elector's own row: two sockets of one voter queue here, the second finds
+        # has_voted already true. Nothing about the choice is written to it.
+        marked = Elector.objects.filter(
+            ballot_id=ballot.pk, membership_id=member.pk, has_voted=False
+        ).update(has_voted=True)
+        if not marked:
+            if Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk).exists():
+                raise ActionError(Code.ALREADY_VOTED, _("You have already voted on this ballot."))
+            raise ActionError(Code.NOT_ELIGIBLE, _("You are not in this ballot's electorate."))
+        Vote.objects.create(
+            commitment=merkle.leaf_hash(receipt, str(ballot.pk), choice), ballot_id=ballot.pk, choice=choice
+        )
+        Tally.objects.filter(ballot_id=ballot.pk, shard=secrets.randbelow(TALLY_SHARDS)).update(
+            **{choice: F(choice) + 1}
+        )
+    try:
+        seal_if_certain(ballot=ballot)
+    except DatabaseError:
+        # The vote is in; the worker's pass seals what a failed attempt here did not.
+        logger.warning("sealing ballot %s after a vote failed; the worker will", ballot.pk, exc_info=True)
+    return receipt
+
+
+def running_counts(ballot_id) -> tuple[int, int]:
+    """Committed accepts and refusals, from the shards, in one statement. Never shown
+    to anyone before the seal: only their sum (the turnout) is."""
+    sums = Tally.objects.filter(ballot_id=ballot_id).aggregate(accept=Sum("accept"), refuse=Sum("refuse"))
+    return sums["accept"] or 0, sums["refuse"] or 0
+
+
+def seal_if_certain(*, ballot: Ballot) -> dict | None:
+    accept, refuse = running_counts(ballot.pk)
+    if rule.certain_outcome(accept, refuse, ballot.eligible, ballot.threshold_bp) is None:
+        return None
+    return ballot_seal(ballot=ballot, reason=SealReason.CERTAIN)
+
+
+# --- closing and sealing ---------------------------------------------------------------------
+
+
+def check_ballot_close(*, member_id, room_id, ballot_id: int) -> Ballot:
+    ballot = check_ballot(room_id=room_id, ballot_id=ballot_id)
+    actor = _check_ballot_actor(member_id=member_id, room_id=room_id, ballot=ballot, role=Role.MEDIATOR)
+    if actor.room.kind != RoomKind.PLENARY:
+        raise ActionError(Code.BAD_REQUEST, _("Ballots are closed in the plenary room."))
+    if ballot.sealed_at is not None:
+        raise ActionError(Code.BALLOT_CLOSED, _("This ballot is already sealed."))
+    return ballot
+
+
+def ballot_close(*, ballot: Ballot) -> dict:
+    """The mediator closes the ballot now: accepted iff the threshold is met."""
+    frame = ballot_seal(ballot=ballot, reason=SealReason.CLOSED)
+    if frame is None:
+        raise ActionError(Code.BALLOT_CLOSED, _("This ballot is already sealed."))
+    return frame
+
+
+def ballot_seal(*, ballot: Ballot, reason: str) -> dict | None:
+    """Seals the ballot once; returns the ``ballot.sealed`` frame, or None when another
+    caller sealed it first. Must not run inside an outer transaction: it takes the
+    ballot lock EXCLUSIVE, waiting for the casts in flight (``ballots.locks``).
+
+    The counts and the root come from the ``Vote`` rows, not the shards: the seal
+    commits to what anyone can recount from the board.
+    """
+    with transaction.atomic():
+        locks.ballot_exclusive(ballot.pk)
+        # Lock order of every writer that touches both: mediation row, then room rows
+        # (``ballot_open``, ``rooms.services.mediation_close``). An accepted seal closes
+        # the mediation, so it takes the mediation row first, not after the log append.
+        Mediation.objects.select_for_update().filter(pk=ballot.mediation_id).first()
+        sealed_at = timezone.now()
+        won = Ballot.objects.filter(pk=ballot.pk, sealed_at__isnull=True).update(
+            sealed_at=sealed_at, seal_reason=reason
+        )
+        if not won:
+            return None
+        ballot = Ballot.objects.select_related("offer").get(pk=ballot.pk)
+        votes = sorted(Vote.objects.filter(ballot_id=ballot.pk).values_list("commitment", "choice"))
+        accept = sum(1 for _leaf, choice in votes if choice == Choice.ACCEPT)
+        refuse = len(votes) - accept
+        outcome = rule.outcome_at_seal(accept, ballot.eligible, ballot.threshold_bp)
+        root = merkle.merkle_root(leaf for leaf, _choice in votes)
+        document = seal_document(ballot=ballot, accept=accept, refuse=refuse, outcome=outcome, root=root)
+        signature, key_id = signing.sign(document)
+        _scrub(ballot_id=ballot.pk, votes=votes)
+        # The final turnout reaches every member before the seal (PROTOCOL.md).
+        broadcast.to_room(ballot.room_id, progress_frame(ballot_id=ballot.pk, voted=len(votes), eligible=ballot.eligible))
+        frame = log.append(
+            room_id=ballot.room_id,
+            type=frames.BALLOT_SEALED,
+            data={
+                "ballot_id": str(ballot.pk),
+                "outcome": outcome,
+                "accept": accept,
+                "refuse": refuse,
+                "eligible": ballot.eligible,
+                "threshold": ballot.threshold,
+                "merkle_root": root,
+                "signature": signature,
+                "key_id": key_id,
+            },
+        )
+        Ballot.objects.filter(pk=ballot.pk).update(
+            outcome=outcome,
+            accept=accept,
+            refuse=refuse,
+            merkle_root=root,
+            document=document,
+            signature=signature,
+            key_id=key_id,
+            sealed_seq=frame["seq"],
+        )
+        broadcast.to_room(ballot.room_id, frame)
+        if outcome == rule.ACCEPTED:
+            _agreement_record(ballot=ballot, signature=signature, key_id=key_id, root=root)
+    return frame
+
+
+def seal_document(*, ballot: Ballot, accept: int, refuse: int, outcome: str, root: str) -> dict:
+    """Exactly the fields of PROTOCOL.md, nothing else: this is what is signed."""
+    return {
+        "version": SEAL_DOCUMENT_VERSION,
+        "mediation_id": str(ballot.mediation_id),
+        "ballot_id": str(ballot.pk),
+        "offer_id": str(ballot.offer_id),
+        "offer_hash": ballot.offer.offer_hash,
+        "eligible": ballot.eligible,
+        "electorate_hash": ballot.electorate_hash,
+        "accept": accept,
+        "refuse": refuse,
+        "threshold": ballot.threshold,
+        "outcome": outcome,
+        "opened_at": log.iso(ballot.opened_at),
+        "sealed_at": log.iso(ballot.sealed_at),
+        "merkle_root": root,
+    }
+
+
+def _scrub(*, ballot_id, votes: list[tuple[str, str]]) -> None:
+    """Erases what could pair an elector with a vote once the ballot is sealed.
+
+    While a ballot is open, the vote row and the elector's ``has_voted`` were written by
+    one transaction: on PostgreSQL both carry its transaction id (``xmin``), and vote
+    rows sit in the order they were cast (heap order, SQLite's rowid). Rewriting the
+    votes in commitment order and touching every elector row in one transaction leaves
+    the live tables with one transaction id and an order that is the board's, which is
+    public. (The dead row versions go with the next VACUUM.)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Vote._meta.db_table} WHERE ballot_id = %s", [ballot_id])
+    Vote.objects.bulk_create(
+        (Vote(commitment=leaf, ballot_id=ballot_id, choice=choice) for leaf, choice in votes),
+        batch_size=5000,
+    )
+    Elector.objects.filter(ballot_id=ballot_id).update(has_voted=F("has_voted"))
+    Tally.objects.filter(ballot_id=ballot_id).update(accept=F("accept"))
+
+
+def _agreement_record(*, ballot: Ballot, signature: str, key_id: str, root: str) -> None:
+    """An accepted offer is the mediation's agreement (issue 6, item 9): recorded on the
+    mediation, told live to the plenary room, and the mediation closes on it."""
+    Mediation.objects.filter(pk=ballot.mediation_id).update(outcome=Outcome.AGREEMENT)
+    frame = log.append(
+        room_id=ballot.room_id,
+        type=frames.AGREEMENT_RECORDED,
+        data={
+            "offer_id": str(ballot.offer_id),
+            "ballot_id": str(ballot.pk),
+            "merkle_root": root,
+            "signature": signature,
+            "key_id": key_id,
+        },
+    )
+    broadcast.to_room(ballot.room_id, frame)
+    mediation = Mediation.objects.get(pk=ballot.mediation_id)
+    room_services.mediation_close(mediation=mediation, reason="agreement", outcome=Outcome.AGREEMENT)
+
+
+# --- turnout ---------------------------------------------------------------------------------
+
+
+def progress_frame(*, ballot_id, voted: int, eligible: int) -> dict:
+    return {"type": frames.BALLOT_PROGRESS, "ballot_id": str(ballot_id), "voted": voted, "eligible": eligible}
+
+
+def ballot_progress_publish(*, ballot_id) -> bool:
+    """Broadcasts the current turnout of an open ballot to its room, unless another
+    process did in this time slot; returns False then (the caller tries the next slot,
+    so the latest votes always show). With the hub's coalescing in each process, that
+    makes at most one ``ballot.progress`` per ``PALABRE_PROGRESS_INTERVAL_S`` per ballot
+    across all processes, whatever the number of votes."""
+    ballot = Ballot.objects.filter(pk=ballot_id).values("room_id", "eligible", "sealed_at").first()
+    if ballot is None or ballot["sealed_at"] is not None:
+        return True  # the seal sent the final turnout
+    interval = settings.PALABRE_PROGRESS_INTERVAL_S
+    slot = int(time.time() / interval)
+    try:
+        won = cache.add(f"palabre.ballot-progress.{ballot_id}.{slot}", 1, timeout=math.ceil(interval) + 1)
+    except Exception:  # noqa: BLE001 - no shared cache: this process sends its own
+        won = True
+    if not won:
+        return False
+    accept, refuse = running_counts(ballot_id)
+    broadcast.to_room(ballot["room_id"], progress_frame(ballot_id=ballot_id, voted=accept + refuse, eligible=ballot["eligible"]))
+    return True
+
+
+# --- the worker's pass -----------------------------------------------------------------------
+
+
+def ballots_seal_due(now: datetime | None = None) -> int:
+    """Seals the ballots past their deadline, and any whose outcome is certain but were
+    left unsealed (a process that died between a vote's commit and its seal)."""
+    now = now or timezone.now()
+    sealed = 0
+    for ballot in Ballot.objects.filter(sealed_at__isnull=True, closes_at__lte=now):
+        sealed += ballot_seal(ballot=ballot, reason=SealReason.DEADLINE) is not None
+    for ballot in Ballot.objects.filter(sealed_at__isnull=True, closes_at__gt=now):
+        sealed += seal_if_certain(ballot=ballot) is not None
+    return sealed
