@@ -7,6 +7,7 @@ class BallotsConfig(AppConfig):
     verbose_name = _("Offers and ballots")
 
     def ready(self):
+        from ballots import actions  # noqa: F401 - registers the ballot frames
         from ballots.services import ballots_seal_due
         from rooms import deadlines
 

@@ -68,11 +68,24 @@ TERMS_MAX_CHARS = 20_000
 SEAL_DOCUMENT_VERSION = 1
 
 
+# --- who acts -------------------------------------------------------------------------------
+
+
+def check_actor(*, member_id, room_id, role: str) -> room_services.Actor:
+    """``rooms.services.check_actor``, and the member must belong to the room's own
+    mediation: a socket is bound to one at its handshake, but these functions are
+    called by other callers too, with any pair of ids."""
+    actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(role,))
+    if actor.member.mediation_id != actor.room.mediation_id:
+        raise ActionError(Code.FORBIDDEN, _("You are not a member of this mediation."))
+    return actor
+
+
 # --- offers ---------------------------------------------------------------------------------
 
 
 def check_offer_submit(*, member_id, room_id) -> room_services.Actor:
-    actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(Role.COMPANY,))
+    actor = check_actor(member_id=member_id, room_id=room_id, role=Role.COMPANY)
     if actor.room.kind != RoomKind.PLENARY:
         raise ActionError(Code.BAD_REQUEST, _("Offers are submitted in the plenary room."))
     return actor
@@ -119,7 +132,7 @@ def offer_submit(
 
 
 def check_ballot_open(*, member_id, room_id, offer_id: int) -> tuple[room_services.Actor, Offer]:
-    actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(Role.MEDIATOR,))
+    actor = check_actor(member_id=member_id, room_id=room_id, role=Role.MEDIATOR)
     if actor.room.kind != RoomKind.PLENARY:
         raise ActionError(Code.BAD_REQUEST, _("Ballots are opened in the plenary room."))
     offer = Offer.objects.filter(pk=offer_id, mediation_id=actor.mediation.pk).first()
@@ -240,7 +253,7 @@ def check_vote(*, member_id, room_id, ballot_id: int) -> tuple[Membership, Ballo
 
 def _check_ballot_actor(*, member_id, room_id, ballot: Ballot, role: str) -> room_services.Actor:
     try:
-        return room_services.check_actor(member_id=member_id, room_id=room_id, roles=(role,))
+        return check_actor(member_id=member_id, room_id=room_id, role=role)
     except ActionError as error:
         # An accepted offer closes the mediation: a late vote on that ballot is told the
         # ballot is closed, as on any sealed ballot, rather than the room.
@@ -457,20 +470,27 @@ def ballot_progress_publish(*, ballot_id) -> bool:
     process did in this time slot; returns False then (the caller tries the next slot,
     so the latest votes always show). With the hub's coalescing in each process, that
     makes at most one ``ballot.progress`` per ``PALABRE_PROGRESS_INTERVAL_S`` per ballot
-    across all processes, whatever the number of votes."""
-    ballot = Ballot.objects.filter(pk=ballot_id).values("room_id", "eligible", "sealed_at").first()
-    if ballot is None or ballot["sealed_at"] is not None:
-        return True  # the seal sent the final turnout
+    across all processes, whatever the number of votes.
+
+    Sent while holding the ballot lock shared: the seal (exclusive) can't commit, and so
+    can't send its final turnout and ``ballot.sealed``, until this frame is on the
+    channel layer, so a stale turnout never follows the seal."""
     interval = settings.PALABRE_PROGRESS_INTERVAL_S
     slot = int(time.time() / interval)
-    try:
-        won = cache.add(f"palabre.ballot-progress.{ballot_id}.{slot}", 1, timeout=math.ceil(interval) + 1)
-    except Exception:  # noqa: BLE001 - no shared cache: this process sends its own
-        won = True
-    if not won:
-        return False
-    accept, refuse = running_counts(ballot_id)
-    broadcast.to_room(ballot["room_id"], progress_frame(ballot_id=ballot_id, voted=accept + refuse, eligible=ballot["eligible"]))
+    with transaction.atomic():
+        locks.ballot_shared(ballot_id)
+        ballot = Ballot.objects.filter(pk=ballot_id).values("room_id", "eligible", "sealed_at").first()
+        if ballot is None or ballot["sealed_at"] is not None:
+            return True  # the seal sent the final turnout
+        try:
+            won = cache.add(f"palabre.ballot-progress.{ballot_id}.{slot}", 1, timeout=math.ceil(interval) + 1)
+        except Exception:  # noqa: BLE001 - no shared cache: this process sends its own
+            won = True
+        if not won:
+            return False
+        accept, refuse = running_counts(ballot_id)
+        frame = progress_frame(ballot_id=ballot_id, voted=accept + refuse, eligible=ballot["eligible"])
+        broadcast.to_room_now(ballot["room_id"], frame)
     return True
 
 

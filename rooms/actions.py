@@ -8,7 +8,7 @@ Handlers run in a worker thread (they touch the database).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -33,6 +33,20 @@ def action(frame_type: str):
     def register(handler: Handler) -> Handler:
         ACTIONS[frame_type] = handler
         return handler
+
+    return register
+
+
+# Run on the event loop after an action succeeded and its replies were sent: for what
+# belongs to the process rather than the thread (e.g. coalescing turnout through the hub).
+AfterHook = Callable[[Conn, dict, list[dict]], Awaitable[None]]
+AFTER_ACTIONS: dict[str, AfterHook] = {}
+
+
+def after_action(frame_type: str):
+    def register(hook: AfterHook) -> AfterHook:
+        AFTER_ACTIONS[frame_type] = hook
+        return hook
 
     return register
 

@@ -37,6 +37,14 @@ def to_room(room_id, frame: dict) -> None:
     transaction.on_commit(lambda: _send(room_group(room_id), message))
 
 
+def to_room_now(room_id, frame: dict) -> None:
+    """Now, not on commit: only for a frame that writes nothing and shows state already
+    committed (e.g. turnout), sent while its caller holds the lock that orders it before
+    a later event (``ballots.services.ballot_progress_publish``)."""
+    message = {"type": "hub.room", "room_id": str(room_id), "text": dumps(frame)}
+    _send(room_group(room_id), message)
+
+
 def to_member(member_id, frame: dict) -> None:
     """After commit: ``frame`` to every connection of one member, on every process."""
     message = {"type": "hub.member", "member_id": str(member_id), "text": dumps(frame)}

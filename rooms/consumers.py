@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from crypto.errors import CryptoError
 from rooms import frames, services
-from rooms.actions import ACTIONS, Conn
+from rooms.actions import ACTIONS, AFTER_ACTIONS, Conn
 from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
@@ -133,6 +133,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
                 for reply in replies:
                     await self.send_frame(reply)
+                if kind in AFTER_ACTIONS:
+                    await AFTER_ACTIONS[kind](self.conn, frame, replies)
             else:
                 await self.send_error(ref, Code.BAD_REQUEST, _("Unknown frame type."))
         except ActionError as error:
