@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,6 +33,25 @@ from rooms.validate import integer
 logger = logging.getLogger("palabre.consumer")
 
 SYNC_PAGE = 500
+
+
+# Sockets per user in this process, counted at the handshake check itself: the hub only
+# registers a socket after awaits, so concurrent handshakes all passed a check against it
+# (tests/chaos/test_socket_exhaustion.py: 48 of 300 got in with a cap of 20).
+_sockets_of_user: Counter[str] = Counter()
+
+
+def _take_socket_slot(user_id: str) -> bool:
+    if _sockets_of_user[user_id] >= settings.PALABRE_MAX_SOCKETS_PER_USER:
+        return False
+    _sockets_of_user[user_id] += 1
+    return True
+
+
+def _release_socket_slot(user_id: str) -> None:
+    _sockets_of_user[user_id] -= 1
+    if _sockets_of_user[user_id] <= 0:
+        del _sockets_of_user[user_id]
 
 
 class TokenBucket:
@@ -57,6 +77,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     conn: Conn | None = None
     _protocol = None
     _closing = False
+    _slot: str | None = None  # the user whose socket slot this connection holds
 
     # What the hub indexes a connection by.
     room_id = property(lambda self: self.conn.room_id)
@@ -79,9 +100,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=frames.CLOSE_FORBIDDEN)
             return
         room, member = found
-        if hub.sockets_of_user(str(member.user_id)) >= settings.PALABRE_MAX_SOCKETS_PER_USER:
+        if not _take_socket_slot(str(member.user_id)):
             await self.close(code=frames.CLOSE_FORBIDDEN)
             return
+        self._slot = str(member.user_id)
         self.conn = Conn(user_id=str(member.user_id), member_id=str(member.pk), room_id=str(room.pk))
         self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
         self._protocol = daphne_protocol(self.base_send)
@@ -91,6 +113,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(welcome)
 
     async def disconnect(self, code):
+        if self._slot is not None:
+            _release_socket_slot(self._slot)
+            self._slot = None
         if self.conn is not None:
             get_hub().leave(self)
 
@@ -111,7 +136,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         wait = self.bucket.take()
         try:
             frame = json.loads(text_data)
-        except (ValueError, RecursionError):
+            # A lone surrogate ("\ud800") parses, but can be neither stored nor sent back
+            # as UTF-8 (found by tests/fuzz): such a frame is unreadable.
+            json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             frame = None
         ref = frame.get("ref") if isinstance(frame, dict) and isinstance(frame.get("ref"), str) else None
         if wait:

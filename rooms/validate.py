@@ -17,7 +17,8 @@ MAX_INT = 2**53  # what a JavaScript client can send exactly
 
 def _get(frame: dict, name: str, required: bool):
     value = frame.get(name, _MISSING)
-    if value is _MISSING or (value is None and not required):
+    # null is no value: absent for an optional field, missing for a required one.
+    if value is _MISSING or value is None:
         if required:
             raise ActionError(Code.BAD_REQUEST, _("Field '%(name)s' is required.") % {"name": name})
         return None

@@ -48,6 +48,7 @@ def base_env(data_dir: Path, **extra) -> dict:
     env.update(
         PALABRE_DATA_DIR=str(data_dir),
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),  # this checkout, whatever the editable install points at
         PALABRE_LOG_LEVEL="WARNING",
         # Campaigns send faster than a person: the per-connection bucket is tested on its own.
         PALABRE_RATE_PER_S="1000",
@@ -126,7 +127,9 @@ class Backend:
 def _pg_admin(url: str, statement: str) -> None:
     import psycopg
 
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+    # The maintenance database: the pass's own database may not exist (pytest-django
+    # only creates its test_ copy).
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True, connect_timeout=5) as conn:
         conn.execute(statement)
 
 
