@@ -223,7 +223,7 @@ export class BallotsPanel {
     for (const [id, entry] of this.offers) {
       if (entry.openForm) entry.openForm.hidden = this.closed || anyOpen || id !== this.latestOfferId;
     }
-    if (this.offerForm) for (const control of this.offerForm.elements) control.disabled = this.closed;
+    if (this.offerForm) this.offerForm.hidden = this.closed;
   }
 
   // --- ballots ------------------------------------------------------------------------

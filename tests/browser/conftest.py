@@ -100,6 +100,14 @@ def server(tmp_path_factory):
             os.killpg(process.pid, signal.SIGKILL)
 
 
+@pytest.fixture(autouse=True)
+def _stop_room_hub():
+    """Overrides tests/conftest.py's async clean-up of the in-process room hub: these
+    tests run no hub in-process (daphne has its own), and an async fixture would run an
+    event loop around Playwright's sync API, which refuses to work inside one."""
+    yield
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
