@@ -26,8 +26,11 @@ RECEIPT = re.compile(r"[0-9a-f]{64}")
 
 def ballot_get(ballot_id) -> Ballot:
     try:
-        return Ballot.objects.select_related("offer").get(pk=int(ballot_id))
-    except (Ballot.DoesNotExist, ValueError, TypeError, OverflowError):
+        pk = int(ballot_id)
+        if not 0 < pk < 2**63:
+            raise ValueError(pk)
+        return Ballot.objects.select_related("offer").get(pk=pk)
+    except (Ballot.DoesNotExist, ValueError, TypeError):
         raise ActionError(Code.NOT_FOUND, _("No such ballot.")) from None
 
 
@@ -80,12 +83,20 @@ def board_json(ballot: Ballot) -> bytes:
     return board.sealed_board(sealed(ballot)).as_json()
 
 
+def check_receipt(receipt) -> str:
+    if not isinstance(receipt, str) or not receipt:
+        raise ActionError(Code.BAD_REQUEST, _("'receipt' is required."))
+    return receipt
+
+
 def proof_of(ballot: Ballot, receipt: str) -> dict:
     """The inclusion proof of the vote cast with ``receipt``. Whoever holds the receipt
     may ask (it is the secret that makes the leaf): no login, no name involved."""
-    if not isinstance(receipt, str) or not RECEIPT.fullmatch(receipt):
-        raise ActionError(Code.BAD_REQUEST, _("'receipt' is 64 lowercase hex digits."))
+    check_receipt(receipt)
     tree = board.sealed_board(sealed(ballot))
+    if not RECEIPT.fullmatch(receipt):
+        # Not a receipt this server hands out (64 lowercase hex): it names no vote.
+        raise ActionError(Code.NOT_FOUND, _("No vote with this receipt on this ballot."))
     for choice in Choice.values:
         leaf = merkle.leaf_hash(receipt, str(ballot.pk), choice)
         index = tree.leaf_index(leaf)

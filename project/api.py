@@ -67,6 +67,8 @@ def api(*, methods=("GET",), login_required=False):
             except DatabaseError:
                 logger.warning("database error in %s", view.__name__, exc_info=True)
                 return error_response("unavailable", _("A backing service is unavailable."), 503)
+            if isinstance(result, HttpResponse):
+                return result  # a view that shapes its own body (e.g. one serialised once)
             if isinstance(result, tuple):
                 body, status = result
             else:
