@@ -27,7 +27,7 @@ from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
-from rooms.transport import backlog_bytes, daphne_protocol
+from rooms.transport import backlog_bytes, daphne_protocol, write_now
 from rooms.validate import integer
 
 logger = logging.getLogger("palabre.consumer")
@@ -192,6 +192,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, ref, code: str, message: str, **extra) -> None:
         await self.send_frame({"type": frames.ERROR, "ref": ref, "code": code, "message": str(message), **extra})
+
+    def push_now(self, frame: bytes) -> bool:
+        """The hub's fast lane: writes a frame prepared once per broadcast straight to the
+        socket when nothing is queued for it (``rooms.transport.write_now``). False when
+        the frame must go through ``push`` instead (a backlog, closing, not under daphne)."""
+        if self._closing or self._protocol is None:
+            return False
+        return write_now(self._protocol, frame)
 
     async def push(self, text: str) -> None:
         """Called by the hub for every broadcast: one already-serialised frame."""

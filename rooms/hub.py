@@ -19,6 +19,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from rooms.broadcast import DIRECT_GROUP, room_group
+from rooms.transport import prepare
 
 logger = logging.getLogger("palabre.hub")
 
@@ -131,8 +132,13 @@ class Hub:
                 await conn.close(code=message["code"])
 
     async def deliver(self, conns, text: str) -> None:
+        # Framed once for the whole room and written straight to every socket that has
+        # nothing queued (the fast lane, rooms.transport: why, and when it falls back);
+        # the others get the same text through ASGI send, in order behind their backlog.
+        frame = prepare(text)
         for conn in list(conns):
-            await conn.push(text)
+            if not conn.push_now(frame):
+                await conn.push(text)
 
     # --- coalescing (turnout, counts): at most one run per key per interval ----------
 

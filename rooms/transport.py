@@ -1,5 +1,6 @@
 """The one seam below ASGI: from a consumer's ``send`` callable to daphne's Twisted
-protocol, to read how many bytes a socket has not yet taken.
+protocol, to read how many bytes a socket has not yet taken, and to write broadcast frames
+straight to the socket (the fast lane, below).
 
 ASGI gives an application no view of the socket's buffer, yet a room of 150,000 must close
 a connection that falls behind instead of buffering for it forever (DESIGN.md, "A slow
@@ -12,6 +13,7 @@ known shapes and nothing else. Under another server (or in tests with
 from __future__ import annotations
 
 import functools
+import struct
 
 
 def daphne_protocol(send):
@@ -36,3 +38,65 @@ def backlog_bytes(protocol) -> int:
         return 0
     buffered = getattr(transport, "dataBuffer", b"")
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+# --- the broadcast fast lane ---------------------------------------------------------------
+#
+# Why: a room of 150,000 is one text frame written to 150,000 sockets. Through ASGI ``send``
+# each write goes daphne → autobahn (framing, bookkeeping) → Twisted, which buffers it and
+# registers the socket for writability, then writes it on a later turn of the loop and
+# unregisters it: two epoll_ctl calls and a pile of short-lived objects per member and per
+# frame. Measured (BENCHMARKS.md, and BENCHMARKS-ANCHORS.md §4), that keeps daphne at 4-6.5×
+# the CPU of a plain ``websockets`` broadcast, however lean the application is. Framing the
+# frame once per broadcast and writing it straight to each socket whose transport holds
+# nothing (what asyncio's transports and ``websockets.broadcast`` do) reaches that plain
+# broadcast. Everything else keeps the normal path: a socket with bytes already queued (a
+# slow reader) gets the frame through ASGI ``send``, after what is queued, so frames stay in
+# order; TLS inside daphne, permessage-deflate, a closing socket or another server: normal
+# path. The hub falls back per connection, per frame (``write_now`` returns False).
+
+
+def prepare(text: str) -> bytes:
+    """One final, unmasked text frame (RFC 6455 §5.2: server frames are never masked), the
+    bytes autobahn's ``sendMessage`` would write for ``text`` without compression."""
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+def write_now(protocol, frame: bytes) -> bool:
+    """Writes a ``prepare``d frame to the protocol's socket if nothing is queued ahead of it;
+    False (nothing written) when the caller must use the normal ASGI send instead."""
+    if protocol.state != _STATE_OPEN or protocol._perMessageCompress is not None or protocol.send_queue:
+        return False
+    transport = protocol.transport
+    # tcp.Connection's TLS flag is False only for a plain TCP socket (True under startTLS;
+    # a TLS endpoint's transport has no such attribute and gets the default True).
+    if (
+        transport is None
+        or getattr(transport, "TLS", True)
+        or not transport.connected
+        or transport.disconnecting
+        or transport._tempDataLen
+        or len(transport.dataBuffer) > transport.offset
+    ):
+        return False
+    try:
+        sent = transport.socket.send(frame)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        return False  # a broken socket: Twisted's own write path notices and closes it
+    if sent < len(frame):
+        # The socket took part of it: Twisted queues the rest, before anything later.
+        transport.write(frame[sent:])
+    return True
+
+
+_STATE_OPEN = 3  # autobahn's WebSocketProtocol.STATE_OPEN
