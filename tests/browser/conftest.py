@@ -63,7 +63,7 @@ class Server:
             _manage(self.env, "run_deadlines", "--once")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("palabre-browser")
     # The pass's database and channel layer (if any) are kept: the PostgreSQL + Redis
@@ -108,7 +108,9 @@ def _stop_room_hub():
     yield
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while Playwright's sync API is alive it keeps an event loop
+# running in the main thread, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
