@@ -26,7 +26,7 @@ CLEAN_ENV := env -u DJANGO_ENV -u DATABASE_URL -u REDIS_URL -u SECRET_KEY -u DEB
 	-u PALABRE_DATA_DIR -u PALABRE_CHANNEL_PREFIX
 
 .PHONY: help venv messages makemessages services run test test-embedded test-postgres \
-	lint bench chaos clean distclean
+	lint bench chaos audit clean distclean
 
 help:
 	@echo "make run     create .venv, migrate, create the demo mediation, serve on http://$(HOST):$(PORT)"
@@ -68,6 +68,8 @@ run: venv messages
 test: venv messages services lint
 	@$(MAKE) --no-print-directory test-embedded
 	@$(MAKE) --no-print-directory test-postgres
+	@$(MAKE) --no-print-directory audit || { rc=$$?; [[ $$rc -eq 2 && -z "$${PALABRE_AUDIT_REQUIRED:-}" ]] || exit $$rc; \
+		echo "==> make test: the dependency audit could NOT run (see above); PALABRE_AUDIT_REQUIRED=1 makes that fail" >&2; }
 	@echo "==> make test: ruff and both passes succeeded"
 
 # pytest exits 5 when it collected no test: a suite that ran nothing has not passed.
@@ -108,6 +110,12 @@ chaos: venv messages services
 	$(CLEAN_ENV) PALABRE_DATA_DIR="$$data" DATABASE_URL=$(TEST_DATABASE_URL) \
 		REDIS_URL=$(TEST_REDIS_URL) PALABRE_CHANNEL_PREFIX="palabre-chaos-$$$$" PALABRE_CHAOS=long \
 		$(BIN)/pytest -p no:cacheprovider --durations=20 tests -m chaos $(PYTEST_ARGS)
+
+# Dependency audit (pip-audit). A known vulnerability fails it (exit 1); a vulnerability
+# database out of reach fails it too (exit 2), which `make test` reports loudly without
+# failing unless PALABRE_AUDIT_REQUIRED=1.
+audit: venv
+	@scripts/audit.sh
 
 # Test leftovers and caches; keeps .venv and the embedded data (var/: database and keys).
 clean:
