@@ -61,10 +61,20 @@ def test_no_column_of_the_events_table_holds_a_posted_body(plenary, consumer, me
 
 
 @pytest.mark.django_db
-def test_no_table_of_the_database_holds_a_posted_body(plenary, consumer):
+def test_no_table_of_the_database_holds_a_posted_body_or_an_offers_text(plenary, consumer, company):
+    """Every table, not only the log: offers (ballots/) keep their title and terms only in
+    the encrypted ``offer.submitted`` event."""
+    from ballots import services as ballots
+
     body = f"Preuve de prélèvement : IBAN FR76 {secrets.token_hex(6)}"
+    title = f"Offre confidentielle {secrets.token_hex(6)}"
+    terms = f"Remboursement de 84,50 € sous 30 jours, clause {secrets.token_hex(6)}"
     post(plenary, consumer, body)
-    needles = plaintext_forms(body)
+    actor = ballots.check_offer_submit(member_id=company.pk, room_id=plenary.pk)
+    ballots.offer_submit(member=actor.member, room_id=plenary.pk, title=title, terms=terms, amount_cents=8450)
+    offer = events_by_seq(plenary, consumer)[2]["offer"]
+    assert (offer["title"], offer["terms"]) == (title, terms)  # readable by members
+    needles = [form for text in (body, title, terms) for form in plaintext_forms(text)]
     with connection.cursor() as cursor:
         tables = connection.introspection.table_names(cursor)
         for table in tables:

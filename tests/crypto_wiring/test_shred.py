@@ -168,3 +168,12 @@ def test_events_of_a_shredded_room_are_still_paged_and_members_only(mediation, p
     client = Client()
     client.force_login(outsider)
     assert client.get(f"/api/v1/rooms/{plenary.pk}/events").status_code == 403
+
+
+@pytest.mark.parametrize("command", ["shred", "rotate_master_key"])
+def test_the_commands_explain_themselves(command):
+    from django.core.management import load_command_class
+
+    with translation.override("en"):
+        text = load_command_class("rooms", command).create_parser("manage.py", command).format_help()
+    assert "mediation" in text or "master key" in text

@@ -16,7 +16,6 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from crypto import keyring
 from crypto.errors import CryptoError
@@ -24,17 +23,20 @@ from rooms.models import Room
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
-        "Rewraps every room key under the newest master key of PALABRE_MASTER_KEYS, "
-        "so that older master keys can be removed from the ring."
-    )
+    # A property, not gettext_lazy: argparse wants a real str (translated when asked).
+    @property
+    def help(self) -> str:
+        return _(
+            "Rewraps every room key under the newest master key of PALABRE_MASTER_KEYS, "
+            "so that older master keys can be removed from the ring."
+        )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--batch-size",
             type=int,
             default=500,
-            help=gettext_lazy("rooms rewrapped per transaction (default 500)"),
+            help=_("rooms rewrapped per transaction (default 500)"),
         )
 
     def handle(self, *args, batch_size, **options):
@@ -62,10 +64,13 @@ class Command(BaseCommand):
             # the conditional UPDATEs, so writers of these rooms barely wait.
             rewrapped = []
             for pk, key_id, wrapped in batch:
+                old = bytes(wrapped)
                 try:
-                    rewrapped.append((pk, key_id, bytes(wrapped), *keyring.rewrap_data_key(key_id, bytes(wrapped))))
+                    new_id, new_wrapped = keyring.rewrap_data_key(key_id, old)
                 except CryptoError as error:
                     failed[pk] = str(error)
+                    continue
+                rewrapped.append((pk, key_id, old, new_id, new_wrapped))
             with transaction.atomic():
                 for pk, old_id, old_wrapped, new_id, new_wrapped in rewrapped:
                     updated = Room.objects.filter(

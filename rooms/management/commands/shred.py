@@ -4,7 +4,6 @@ its rooms are destroyed; its events stay, their free text unrecoverable."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from rooms import services
 from rooms.errors import ActionError
@@ -12,17 +11,20 @@ from rooms.models import Mediation, Room
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
-        "Destroys the room keys of a closed mediation: its messages become unreadable for "
-        "good, its seals stay verifiable."
-    )
+    # A property, not gettext_lazy: argparse wants a real str (translated when asked).
+    @property
+    def help(self) -> str:
+        return _(
+            "Destroys the room keys of a closed mediation: its messages become unreadable for "
+            "good, its seals stay verifiable."
+        )
 
     def add_arguments(self, parser):
-        parser.add_argument("mediation_id", help=gettext_lazy("id of the mediation to shred"))
+        parser.add_argument("mediation_id", help=_("id of the mediation to shred"))
         parser.add_argument(
             "--force",
             action="store_true",
-            help=gettext_lazy("shred even a mediation that is not closed (it is closed first)"),
+            help=_("shred even a mediation that is not closed (it is closed first)"),
         )
 
     def handle(self, *args, mediation_id, force, **options):
