@@ -1,7 +1,9 @@
 """Issue 5.3: after crypto-shredding, the mediation's seals stay verifiable by anyone:
 the signed document, its signature under the published key, the recount and the
 Merkle root from the board, and each voter's inclusion proof. Only the free text
-(messages, offer title and terms) is gone, and the seal never depended on it."""
+(messages, offer title and terms) is gone, and the seal never depended on it. Checked
+through the public API (``/seal``, ``/board``, ``/proof``, ``/keys``), independently of
+Palabre's code, and with ``manage.py verify_seal``."""
 
 import base64
 import io
@@ -10,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -20,7 +22,7 @@ from ballots.models import Ballot
 from crypto import merkle, signing
 from rooms.models import Mediation, Phase
 
-from .conftest import events_by_seq, post, raw_room
+from .conftest import client_of, events_by_seq, post, raw_room
 
 TITLE = "Remboursement des frais de dossier"
 TERMS = "Abonnix rembourse 84,50 € à chaque adhérent sous 30 jours."
@@ -41,6 +43,27 @@ def open_ballot(mediator, room, offer_id):
 def cast(member, ballot, choice) -> str:
     member, ballot = ballots.check_vote(member_id=member.pk, room_id=ballot.room_id, ballot_id=ballot.pk)
     return ballots.vote_cast(member=member, ballot=ballot, choice=choice)
+
+
+def get_json(client, url, **params) -> dict:
+    response = client.get(url, params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def verify_seal(ballot) -> tuple[int, str]:
+    """``manage.py verify_seal``: (exit code, last line of its output)."""
+    out = io.StringIO()
+    with translation.override("en"):
+        try:
+            call_command("verify_seal", str(ballot.pk), stdout=out, stderr=out)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        except CommandError:
+            code = 1
+    lines = out.getvalue().strip().splitlines()
+    return code, lines[-1] if lines else ""
 
 
 def independent_check(seal: dict, board: dict, published_keys: list[dict]) -> None:
@@ -69,10 +92,12 @@ def test_seals_stay_verifiable_after_the_mediation_is_shredded(
     assert ballot.outcome == "accepted"
     assert Mediation.objects.get(pk=mediation.pk).phase == Phase.CLOSED  # the agreement closed it
 
+    member = client_of(voters[3])  # a member who did not vote: reads what everyone reads
     keys = Client().get("/api/v1/keys").json()["keys"]
-    seal_before = selectors.seal_of(ballot)
-    board_before = json.loads(selectors.board_json(ballot))
-    proofs_before = {r: selectors.proof_of(ballot, r) for r in receipts}
+    seal_before = get_json(member, f"/api/v1/ballots/{ballot.pk}/seal")
+    board_before = get_json(member, f"/api/v1/ballots/{ballot.pk}/board")
+    proofs_before = {r: get_json(Client(), f"/api/v1/ballots/{ballot.pk}/proof", receipt=r) for r in receipts}
+    assert verify_seal(ballot) == (0, "OK")
     log_before = events_by_seq(plenary, voters[0])
     assert selectors.offer_text(ballot.offer)["terms"] == TERMS
     independent_check(seal_before, board_before, keys)
@@ -92,13 +117,14 @@ def test_seals_stay_verifiable_after_the_mediation_is_shredded(
     sealed_event = log_after[ballot.sealed_seq]
     assert sealed_event == log_before[ballot.sealed_seq] and "shredded" not in sealed_event
     assert sealed_event["signature"] == seal_before["signature"]
-    seal_after = selectors.seal_of(ballot)
-    board_after = json.loads(selectors.board_json(ballot))
+    seal_after = get_json(member, f"/api/v1/ballots/{ballot.pk}/seal")
+    board_after = get_json(member, f"/api/v1/ballots/{ballot.pk}/board")
     assert seal_after == seal_before and board_after == board_before
     assert signing.verify(seal_after["document"], seal_after["signature"], seal_after["key_id"])
     independent_check(seal_after, board_after, keys)
+    assert verify_seal(ballot) == (0, "OK")
     for receipt, choice in receipts.items():
-        proof = selectors.proof_of(ballot, receipt)
+        proof = get_json(Client(), f"/api/v1/ballots/{ballot.pk}/proof", receipt=receipt)
         assert proof == proofs_before[receipt]
         assert proof["leaf"] == merkle.leaf_hash(receipt, str(ballot.pk), choice)
         assert merkle.verify_proof(proof["leaf"], proof["path"], seal_after["document"]["merkle_root"])
