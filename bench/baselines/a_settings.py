@@ -7,8 +7,10 @@ and closes idle consumers with 1011.
 """
 
 import os
+import secrets
 
-SECRET_KEY = "bench-baseline-a-not-secret"
+# No secret in the repository, not even for a throwaway benchmark app.
+SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50)
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 INSTALLED_APPS = [
