@@ -64,7 +64,7 @@ def expect_verified(page, title, *, verdict, with_receipt):
     expect(ballot.locator(".verdict")).to_have_text(re.compile(verdict), timeout=15_000)
     checks = ["signature", "announced", "outcome", "board", "offer"] + (["receipt"] if with_receipt else [])
     for check in checks:
-        expect(ballot.locator(f'li.check[data-check="{check}"]')).to_have_class(re.compile(r"\bok\b"))
+        expect(ballot.locator(f'li.check[data-check="{check}"]')).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
     expect(ballot.locator('li.check[data-check="receipt"]')).to_have_count(1 if with_receipt else 0)
     expect(ballot.locator("li.check.failed")).to_have_count(0)
 
