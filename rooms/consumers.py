@@ -27,7 +27,7 @@ from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
-from rooms.transport import backlog_bytes, daphne_protocol, write_now
+from rooms.transport import backlog_bytes, daphne_protocol, is_open, write_now
 from rooms.validate import integer
 
 logger = logging.getLogger("palabre.consumer")
@@ -205,6 +205,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """Called by the hub for every broadcast: one already-serialised frame."""
         if self._closing:
             return
+        if self._protocol is not None and not is_open(self._protocol):
+            return  # closing under us (the client's close or a dropped handshake): it will sync
         if self._protocol is not None and backlog_bytes(self._protocol) > settings.PALABRE_MAX_BACKLOG_BYTES:
             logger.info("closing a connection that fell behind (member %s)", self.conn and self.conn.member_id)
             await self.close(code=frames.CLOSE_TOO_SLOW)

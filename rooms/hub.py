@@ -136,9 +136,15 @@ class Hub:
         # nothing queued (the fast lane, rooms.transport: why, and when it falls back);
         # the others get the same text through ASGI send, in order behind their backlog.
         frame = prepare(text)
+        failed = 0
         for conn in list(conns):
-            if not conn.push_now(frame):
-                await conn.push(text)
+            try:
+                if not conn.push_now(frame):
+                    await conn.push(text)
+            except Exception:  # noqa: BLE001 - one socket never costs the rest of the room its frame
+                failed += 1
+                if failed == 1:
+                    logger.warning("a delivery failed; the others go on", exc_info=True)
 
     # --- coalescing (turnout, counts): at most one run per key per interval ----------
 

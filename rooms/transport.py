@@ -70,6 +70,11 @@ def prepare(text: str) -> bytes:
     return header + payload
 
 
+def is_open(protocol) -> bool:
+    """False once the WebSocket is closing or closed: autobahn raises on a send then."""
+    return protocol.state == _STATE_OPEN
+
+
 def write_now(protocol, frame: bytes) -> bool:
     """Writes a ``prepare``d frame to the protocol's socket if nothing is queued ahead of it;
     False (nothing written) when the caller must use the normal ASGI send instead."""

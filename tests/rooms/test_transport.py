@@ -170,3 +170,35 @@ def test_a_reset_socket_is_left_to_the_normal_path(pair):
     # The first write may still be accepted by the kernel; then the peer is gone.
     results = [transport.write_now(protocol, transport.prepare("x" * 100)) for _ in range(3)]
     assert results[-1] is False
+
+
+def test_is_open_only_while_the_websocket_is_open(pair):
+    server, _client = pair
+    protocol = FakeProtocol(server)
+    assert transport.is_open(protocol)
+    protocol.state = 2
+    assert not transport.is_open(protocol)
+
+
+class Member:
+    def __init__(self, fast: bool, broken: bool = False):
+        self.fast, self.broken, self.got = fast, broken, []
+
+    def push_now(self, frame):
+        if self.broken:
+            raise RuntimeError("Attempt to send on a closed protocol")
+        if self.fast:
+            self.got.append(frame)
+        return self.fast
+
+    async def push(self, text):
+        self.got.append(text)
+
+
+async def test_one_failing_socket_never_costs_the_rest_of_the_room_its_frame():
+    from rooms.hub import Hub
+
+    members = [Member(fast=True), Member(fast=False, broken=True), Member(fast=False), Member(fast=True)]
+    await Hub().deliver(members, '{"type":"chat.message"}')
+    frame = transport.prepare('{"type":"chat.message"}')
+    assert [m.got for m in members] == [[frame], [], ['{"type":"chat.message"}'], [frame]]
