@@ -78,6 +78,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _protocol = None
     _closing = False
     _slot: str | None = None  # the user whose socket slot this connection holds
+    # Broadcasts that reach the socket between the hub's join and the welcome wait here:
+    # the welcome is the first frame (PROTOCOL.md; tests/chaos/test_kill_daphne.py saw 97
+    # ballot.progress frames arrive before it).
+    _held: list[str] | None = None
 
     # What the hub indexes a connection by.
     room_id = property(lambda self: self.conn.room_id)
@@ -108,9 +112,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
         self._protocol = daphne_protocol(self.base_send)
         await self.accept()
+        self._held = []
         await hub.join(self)
         welcome = await database_sync_to_async(services.welcome_frame)(room=room, member=member)
+        held, self._held = self._held, None
         await self.send_frame(welcome)
+        for text in held:
+            await self.push(text)
 
     async def disconnect(self, code):
         if self._slot is not None:
@@ -197,13 +205,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """The hub's fast lane: writes a frame prepared once per broadcast straight to the
         socket when nothing is queued for it (``rooms.transport.write_now``). False when
         the frame must go through ``push`` instead (a backlog, closing, not under daphne)."""
-        if self._closing or self._protocol is None:
+        if self._closing or self._protocol is None or self._held is not None:
             return False
         return write_now(self._protocol, frame)
 
     async def push(self, text: str) -> None:
         """Called by the hub for every broadcast: one already-serialised frame."""
         if self._closing:
+            return
+        if self._held is not None:
+            self._held.append(text)
             return
         if self._protocol is not None and not is_open(self._protocol):
             return  # closing under us (the client's close or a dropped handshake): it will sync

@@ -45,8 +45,8 @@ class Client:
                 await asyncio.sleep(0.5 * (attempt + 1))
         welcome = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
         while welcome["type"] != "welcome":
-            # Found by tests/chaos/test_kill_daphne.py: a broadcast (ballot.progress) can
-            # reach a socket between the hub's join and the welcome. Counted, reported.
+            # A protocol violation (welcome first), counted for the tests to assert on:
+            # tests/chaos/test_kill_daphne.py found ballot.progress frames here.
             self.before_welcome.append(welcome)
             welcome = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
         self.welcome = welcome

@@ -2,7 +2,8 @@
 the clients of the dead one reconnect to the survivor and sync; a vote whose answer was
 lost is cast again (``already_voted`` says it was counted); every receipt handed out is
 on the seal's bulletin board with its choice, no vote is counted twice, and there is
-exactly one seal, which ``verify_seal`` accepts."""
+exactly one seal, which ``verify_seal`` accepts; and every socket's first frame is its
+``welcome`` (97 were not, before the consumer held early broadcasts)."""
 
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ def test_kill_9_of_one_daphne_while_200_consumers_vote(tmp_path, request):
         for c in clients:
             assert sorted(c.events)[-1] == top and c.gaps() == [], c.name
         assert a_srv.alive() and a_srv.tracebacks() == []
+        assert sum(len(c.before_welcome) for c in clients) == 0, "a frame came before a welcome"
         figures.update(
             voters=199, receipts_handed_out=len(receipts), receipts_missing_from_seal=0, votes_on_board=len(board["leaves"]),
             counted_twice=0, seals=1, **outcomes,
