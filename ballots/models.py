@@ -4,9 +4,9 @@ Secrecy by construction (issue 6, item 5): "who voted" (``Elector.has_voted``) a
 was voted" (``Vote``) are two tables with nothing that joins them: a vote has no foreign
 key to a person, no autoincrement id whose order would follow the order of casting, and
 no timestamp; its primary key is the commitment ``H(receipt ‖ ballot ‖ choice)``, a hash
-of 256 random bits only the voter holds. The seal also rewrites both tables (see
-``services._scrub``), so neither row order nor PostgreSQL's per-row transaction ids can
-pair an elector with a vote afterwards.
+of 256 random bits only the voter holds. Once sealed, the worker rewrites both tables
+(``services.ballot_scrub``), so neither row order nor PostgreSQL's per-row transaction
+ids can pair an elector with a vote afterwards.
 
 Lifecycle as timestamps (Helios): ``opened_at``, ``closes_at``, ``sealed_at``; the room
 log tells the story (``offer.submitted``, ``ballot.opened``, ``ballot.sealed``).
@@ -87,6 +87,8 @@ class Ballot(models.Model):
     signature = models.CharField(max_length=128, blank=True)
     key_id = models.CharField(max_length=40, blank=True)
     sealed_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    # When the vote and elector rows were rewritten after the seal (``ballot_scrub``).
+    scrubbed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("ballot")

@@ -176,12 +176,16 @@ def services_agreement(mediation):
     return selectors.agreement_of(mediation)
 
 
-def test_the_seal_rewrites_votes_in_board_order(mediator, offer, crowd):
+def test_the_worker_rewrites_sealed_votes_in_board_order(mediator, offer, crowd):
     voters = crowd(30)
     ballot = open_ballot(mediator, offer)
     for i, v in enumerate(voters[:20]):  # 23 of 30 carry it: 7 refusals leave it open
         cast(v, ballot, "refuse" if i % 3 == 0 else "accept")
     services.ballot_close(ballot=fresh(ballot))
+    assert fresh(ballot).scrubbed_at is None  # not inside the seal: the worker does it
+    assert deadlines.run_once()["ballots_scrub_sealed"] == 1
+    assert fresh(ballot).scrubbed_at is not None
+    assert services.ballot_scrub(ballot_id=ballot.pk) is False  # once
     from django.db import connection
 
     with connection.cursor() as cursor:

@@ -141,8 +141,8 @@ def test_nothing_is_logged_about_a_vote(caplog, mediator, offer, consumers):
 @pytest.mark.django_db(transaction=True)
 def test_after_the_seal_no_transaction_id_pairs_an_elector_with_a_vote(mediator, offer, crowd):
     """On PostgreSQL a row keeps the id of the transaction that wrote it (xmin): while the
-    ballot is open, a vote and its voter's elector row share one. The seal rewrites both
-    tables in one transaction, so afterwards they share nothing but that."""
+    ballot is open, a vote and its voter's elector row share one. After the seal the
+    worker rewrites both in one transaction, so afterwards they share nothing but that."""
     assert connection.vendor == "postgresql"
     voters = crowd(10)
     ballot = open_ballot(mediator, offer)
@@ -158,6 +158,9 @@ def test_after_the_seal_no_transaction_id_pairs_an_elector_with_a_vote(mediator,
     votes = set(xmins("SELECT xmin::text FROM ballots_vote WHERE ballot_id = %s"))
     assert voted_electors == votes and len(votes) == 4  # the link the seal must erase
     services.ballot_close(ballot=fresh(ballot))
-    electors = set(xmins("SELECT xmin::text FROM ballots_elector WHERE ballot_id = %s"))
+    assert services.ballots_scrub_sealed() == 1  # the worker's pass after the seal
+    electors = set(xmins("SELECT xmin::text FROM ballots_elector WHERE ballot_id = %s AND has_voted"))
     votes = set(xmins("SELECT xmin::text FROM ballots_vote WHERE ballot_id = %s"))
     assert len(electors) == 1 and electors == votes
+    # The electors who didn't vote keep the opening's transaction: shared by all of them.
+    assert len(set(xmins("SELECT xmin::text FROM ballots_elector WHERE ballot_id = %s AND NOT has_voted"))) == 1
