@@ -33,7 +33,7 @@ def _send(group: str, message: dict) -> None:
 
 def to_room(room_id, frame: dict) -> None:
     """After commit: ``frame`` to every connection of the room, on every process."""
-    message = {"type": "hub.room", "room_id": str(room_id), "text": dumps(frame)}
+    message = {"type": "hub.room", "room_id": str(room_id), "seq": frame.get("seq"), "text": dumps(frame)}
     transaction.on_commit(lambda: _send(room_group(room_id), message))
 
 
@@ -41,7 +41,7 @@ def to_room_now(room_id, frame: dict) -> None:
     """Now, not on commit: only for a frame that writes nothing and shows state already
     committed (e.g. turnout), sent while its caller holds the lock that orders it before
     a later event (``ballots.services.ballot_progress_publish``)."""
-    message = {"type": "hub.room", "room_id": str(room_id), "text": dumps(frame)}
+    message = {"type": "hub.room", "room_id": str(room_id), "seq": frame.get("seq"), "text": dumps(frame)}
     _send(room_group(room_id), message)
 
 

@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from crypto.errors import CryptoError
@@ -33,6 +34,22 @@ from rooms.validate import integer
 logger = logging.getLogger("palabre.consumer")
 
 SYNC_PAGE = 500
+
+
+class _Handshake:
+    """What ``get_language_from_request`` reads of a request, from a WebSocket scope."""
+
+    path_info = "/"
+
+    def __init__(self, scope):
+        self.COOKIES = scope.get("cookies") or {}
+        headers = dict(scope.get("headers") or ())
+        self.META = {"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin1")}
+
+
+def handshake_language(scope) -> str:
+    """The ``django_language`` cookie, else Accept-Language, else French."""
+    return translation.get_language_from_request(_Handshake(scope))
 
 
 # Sockets per user in this process, counted at the handshake check itself: the hub only
@@ -75,6 +92,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "palabre.no-per-connection-channel"
 
     conn: Conn | None = None
+    language: str | None = None
     _protocol = None
     _closing = False
     _slot: str | None = None  # the user whose socket slot this connection holds
@@ -92,7 +110,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        # The one place a connection's language is activated: every message it handles
+        # (and the services it calls in worker threads, which inherit the context) speaks
+        # the language of the handshake, as LocaleMiddleware picks it for a page.
+        if self.language is None:
+            self.language = handshake_language(self.scope)
+        with translation.override(self.language):
+            await handler(message)
 
     # --- handshake -------------------------------------------------------------------
 
@@ -220,6 +244,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return  # closing under us (the client's close or a dropped handshake): it will sync
         if self._protocol is not None and backlog_bytes(self._protocol) > settings.PALABRE_MAX_BACKLOG_BYTES:
             logger.info("closing a connection that fell behind (member %s)", self.conn and self.conn.member_id)
+            # The close frame queues behind that backlog: autobahn's 1 s close handshake would
+            # drop the socket before a client that reads again reaches it, and it would never
+            # learn 4409. A client that never reads is still dropped, after this grace.
+            self._protocol.closeHandshakeTimeout = settings.PALABRE_SLOW_CLOSE_GRACE_S
             await self.close(code=frames.CLOSE_TOO_SLOW)
             return
         await self.base_send({"type": "websocket.send", "text": text})

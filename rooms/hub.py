@@ -38,6 +38,8 @@ class Hub:
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._coalesced: dict[str, asyncio.Handle] = {}
+        self._order: dict[str, _RoomOrder] = {}
+        self._delivering = asyncio.Lock()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -124,12 +126,67 @@ class Hub:
     async def dispatch(self, message: dict) -> None:
         kind = message.get("type")
         if kind == "hub.room":
-            await self.deliver(self.rooms.get(message["room_id"], ()), message["text"])
+            await self.room_frame(message["room_id"], message.get("seq"), message["text"])
         elif kind == "hub.member":
             await self.deliver(self.members.get(message["member_id"], ()), message["text"])
         elif kind == "hub.close_user":
             for conn in list(self.users.get(message["user_id"], ())):
                 await conn.close(code=message["code"])
+
+    # --- logged frames in seq order --------------------------------------------------
+    #
+    # Two events of a room committed by different processes a moment apart are published
+    # by each after its own commit: seq 40 may cross the channel layer before seq 39. The
+    # hub holds a frame that comes early until the one before it arrives, so every member
+    # sees the log in order; if that one never comes (a broadcast lost, a layer restart),
+    # it gives up after REORDER_WINDOW_S and delivers what it holds: clients fill that gap
+    # with sync. Frames without a seq (counts, turnout) are never held.
+
+    async def room_frame(self, room_id: str, seq: int | None, text: str) -> None:
+        async with self._delivering:
+            order = self._order.get(room_id)
+            if seq is None:
+                ready = [text]
+            elif order is None or order.expected is None or seq < order.expected:
+                # The first frame seen for the room, or one already given up on: as it comes.
+                if order is None:
+                    order = self._order[room_id] = _RoomOrder()
+                if order.expected is None or seq >= order.expected:
+                    order.expected = seq + 1
+                ready = [text]
+            elif seq == order.expected:
+                ready = [text]
+                order.expected += 1
+                while order.expected in order.held:
+                    ready.append(order.held.pop(order.expected))
+                    order.expected += 1
+                if not order.held and order.timer is not None:
+                    order.timer.cancel()
+                    order.timer = None
+            else:
+                order.held[seq] = text
+                if order.timer is None:
+                    loop = asyncio.get_running_loop()
+                    order.timer = loop.call_later(
+                        settings.PALABRE_REORDER_WINDOW_S,
+                        lambda: loop.create_task(self._stop_waiting(room_id)).add_done_callback(_log_failure),
+                    )
+                ready = []
+            for frame_text in ready:
+                await self.deliver(self.rooms.get(room_id, ()), frame_text)
+
+    async def _stop_waiting(self, room_id: str) -> None:
+        async with self._delivering:
+            order = self._order.get(room_id)
+            if order is None or not order.held:
+                return
+            order.timer = None
+            seqs = sorted(order.held)
+            logger.info("room %s: seq %s never arrived; delivering %s on", room_id, order.expected, seqs[0])
+            ready = [order.held.pop(s) for s in seqs]
+            order.expected = seqs[-1] + 1
+            for frame_text in ready:
+                await self.deliver(self.rooms.get(room_id, ()), frame_text)
 
     async def deliver(self, conns, text: str) -> None:
         # Framed once for the whole room and written straight to every socket that has
@@ -173,6 +230,10 @@ class Hub:
                 }
                 for group in stale:
                     await self.layer.group_discard(group, self.channel)
+                    # Unsubscribed, it will miss frames: expect nothing in particular next.
+                    order = self._order.pop(group.removeprefix(room_group("")), None)
+                    if order is not None and order.timer is not None:
+                        order.timer.cancel()
                 await self._resubscribe_all()
             except Exception:  # noqa: BLE001
                 logger.warning("group renewal failed", exc_info=True)
@@ -186,6 +247,17 @@ class Hub:
                 await sync_to_async(run_once, thread_sensitive=True)()
             except Exception:  # noqa: BLE001
                 logger.warning("in-process deadline pass failed", exc_info=True)
+
+
+class _RoomOrder:
+    """The next seq the hub expects for a room, and the frames that came before it."""
+
+    __slots__ = ("expected", "held", "timer")
+
+    def __init__(self):
+        self.expected: int | None = None
+        self.held: dict[int, str] = {}
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def _log_failure(task: asyncio.Task) -> None:

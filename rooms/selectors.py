@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import Concat
 from django.utils.translation import gettext as _
 
 from rooms.errors import ActionError
@@ -47,9 +48,10 @@ def members_page(*, mediation_id: int, q: str, status: str | None, after: int, l
     if status:
         members = members.filter(status=status)
     if q:
-        members = members.filter(
-            Q(user__username__icontains=q) | Q(user__first_name__icontains=q) | Q(user__last_name__icontains=q)
-        )
+        # The display name is "first last": search it whole, so "ire Dup" finds Claire Dupont.
+        members = members.annotate(
+            full_name=Concat("user__first_name", Value(" "), "user__last_name", output_field=CharField())
+        ).filter(Q(user__username__icontains=q) | Q(full_name__icontains=q))
     page = list(members.order_by("pk")[: limit + 1])
     has_more = len(page) > limit
     page = page[:limit]

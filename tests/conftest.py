@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from datetime import timedelta
@@ -18,6 +19,40 @@ from rooms.models import Membership, MemberStatus, Phase, Role
 
 ORIGIN = (b"origin", b"http://testserver")
 _names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Django's PBKDF2 costs ~0.3 s per user; tests make hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+async def _stop_room_hub():
+    """Each test has its own event loop; the channel layer (Redis: its receive lock) and
+    the database connection of the thread-sensitive executor outlive it. Stop this loop's
+    room hub and close that connection, or the next test's hub finds the layer still
+    receiving on a dead loop and PostgreSQL keeps a session on the test database."""
+    yield
+    from channels.layers import channel_layers
+    from django.db import connections
+
+    from rooms.hub import _hubs
+
+    hub = _hubs.pop(id(asyncio.get_running_loop()), None)
+    if hub is not None:
+        for task in hub._tasks:
+            task.cancel()
+        await asyncio.gather(*hub._tasks, return_exceptions=True)
+        for handle in hub._coalesced.values():
+            handle.cancel()
+    # A fresh layer for the next test: the Redis layer's per-channel locks are bound to
+    # the loop that first used them.
+    for layer in list(channel_layers.backends.values()):
+        if hasattr(layer, "close_pools"):
+            await layer.close_pools()
+    channel_layers.backends.clear()
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
@@ -95,13 +130,19 @@ def session_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def communicator(room_id, user=None, origin=ORIGIN) -> WebsocketCommunicator:
+def communicator(room_id, user=None, origin=ORIGIN, headers=()) -> WebsocketCommunicator:
+    """``headers``: more handshake headers; a ``cookie`` among them joins the session
+    cookie in the one Cookie header a browser sends."""
     from project.asgi import application
 
-    headers = [origin] if origin else []
+    cookies = [value for name, value in headers if name == b"cookie"]
     if user is not None:
-        headers.append((b"cookie", f"sessionid={session_cookie(user)}".encode()))
-    return WebsocketCommunicator(application, f"/ws/rooms/{room_id}/", headers=headers)
+        cookies.insert(0, f"sessionid={session_cookie(user)}".encode())
+    sent = [origin] if origin else []
+    sent += [(name, value) for name, value in headers if name != b"cookie"]
+    if cookies:
+        sent.append((b"cookie", b"; ".join(cookies)))
+    return WebsocketCommunicator(application, f"/ws/rooms/{room_id}/", headers=sent)
 
 
 class Socket:
@@ -129,9 +170,10 @@ class Socket:
         await self.comm.disconnect()
 
 
-async def connect(room, membership_or_user, origin=ORIGIN) -> Socket:
+async def connect(room, membership_or_user, origin=ORIGIN, headers=()) -> Socket:
+    """``headers``: more handshake headers, e.g. ``[(b"accept-language", b"en")]``."""
     user = getattr(membership_or_user, "user", membership_or_user)
-    comm = await sync_to_async(communicator)(getattr(room, "pk", room), user, origin)
+    comm = await sync_to_async(communicator)(getattr(room, "pk", room), user, origin, headers)
     connected, code = await comm.connect()
     assert connected, f"refused with {code}"
     welcome = json.loads(await comm.receive_from(3))

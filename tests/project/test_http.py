@@ -277,6 +277,17 @@ def test_errors_follow_accept_language(client, alice):
     assert error_of(bad_fr)["message"] == "Identifiant ou mot de passe incorrect."
 
 
+def test_throttled_answer_is_translated(alice, settings):
+    client, token = csrf_client()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        post(client, "/api/v1/auth/login", {"username": "alice", "password": f"bad-{i}"}, token)
+    en = post(client, "/api/v1/auth/login", {"username": "alice", "password": "x"}, token, HTTP_ACCEPT_LANGUAGE="en")
+    fr = post(client, "/api/v1/auth/login", {"username": "alice", "password": "x"}, token, HTTP_ACCEPT_LANGUAGE="fr")
+    assert en.status_code == fr.status_code == 429
+    assert error_of(en) == {"code": "throttled", "message": "Too many failed logins: try again later."}
+    assert error_of(fr) == {"code": "throttled", "message": "Trop d’échecs de connexion : réessayez plus tard."}
+
+
 def test_french_is_the_default_language(client):
     response = client.get("/api/v1/nothing")
     assert error_of(response)["message"] == "Introuvable."

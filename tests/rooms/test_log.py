@@ -1,0 +1,79 @@
+"""The room log (issue 4, item 1): one gapless, unique ``seq`` per room under concurrent
+writers on separate database connections; each room has its own sequence."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from rooms import services
+from rooms.log import event_frame, room_data_key
+from rooms.models import Event, Room
+
+SENDERS = 20
+MESSAGES = 25
+
+
+def send_all(member, room, barrier: threading.Barrier, results: list) -> None:
+    try:
+        barrier.wait(timeout=30)
+        for i in range(MESSAGES):
+            frame = services.message_post(member_id=member.pk, room_id=room.pk, body=f"{member.pk}:{i}")
+            results.append(frame["seq"])
+    finally:
+        connection.close()
+
+
+def assert_gapless_under_concurrent_senders(room, senders) -> None:
+    barrier = threading.Barrier(len(senders))
+    results: list[int] = []
+    with ThreadPoolExecutor(len(senders)) as pool:
+        futures = [pool.submit(send_all, member, room, barrier, results) for member in senders]
+        for future in futures:
+            future.result()
+    total = len(senders) * MESSAGES
+    assert sorted(results) == list(range(1, total + 1))
+    stored = list(Event.objects.filter(room=room).order_by("seq").values_list("seq", flat=True))
+    assert stored == list(range(1, total + 1))
+    room = Room.objects.get(pk=room.pk)
+    assert room.last_seq == total
+    # Each sender's own messages are in the order it sent them.
+    key = room_data_key(room)
+    by_sender: dict[str, list[int]] = {}
+    for event in Event.objects.filter(room=room).order_by("seq"):
+        sender, index = event_frame(event, key)["body"].split(":")
+        by_sender.setdefault(sender, []).append(int(index))
+    assert len(by_sender) == len(senders)
+    assert all(indexes == list(range(MESSAGES)) for indexes in by_sender.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_get_gapless_unique_seqs(plenary, consumers):
+    assert_gapless_under_concurrent_senders(plenary, consumers(SENDERS))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_on_postgresql(plenary, consumers):
+    """20 senders x 25 messages, each on its own PostgreSQL connection: seqs 1..500."""
+    assert connection.vendor == "postgresql"
+    assert_gapless_under_concurrent_senders(plenary, consumers(SENDERS))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rooms_have_their_own_sequences(make_mediation, make_member):
+    rooms, members = [], []
+    for n in range(3):
+        mediation = make_mediation(title=f"M{n}")
+        rooms.append(services.plenary_room(mediation))
+        members.append(make_member(mediation))
+    barrier = threading.Barrier(3)
+    results: list[list[int]] = [[], [], []]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(send_all, members[n], rooms[n], barrier, results[n]) for n in range(3)]
+        for future in futures:
+            future.result()
+    assert all(seqs == list(range(1, MESSAGES + 1)) for seqs in results)
