@@ -25,7 +25,7 @@ CLEAN_ENV := env -u DJANGO_ENV -u DATABASE_URL -u REDIS_URL -u SECRET_KEY -u DEB
 	-u ALLOWED_HOSTS -u CSRF_TRUSTED_ORIGINS -u PALABRE_MASTER_KEYS -u PALABRE_SEALING_KEYS \
 	-u PALABRE_DATA_DIR -u PALABRE_CHANNEL_PREFIX
 
-.PHONY: help venv messages makemessages services run test test-embedded test-postgres \
+.PHONY: help venv messages makemessages services run test test-embedded test-postgres test-tools \
 	lint bench chaos audit clean distclean
 
 help:
@@ -75,8 +75,12 @@ test: venv messages services lint
 # pytest exits 5 when it collected no test: a suite that ran nothing has not passed.
 FAILED = { rc=$$?; echo "==> $(1) FAILED (exit $$rc$$( [[ $$rc -eq 5 ]] && echo ': no test collected'; [[ $$rc -eq 124 ]] && echo ': timed out'))" >&2; exit $$rc; }
 
+# The record of agreement's tests read the PDF back with poppler's pdftotext (issue 10).
+test-tools:
+	scripts/ensure-packages.sh pdftotext:poppler-utils
+
 # Each pass gets its own fresh data folder, so tests never touch the developer's var/.
-test-embedded: venv
+test-embedded: venv test-tools
 	@echo
 	@echo "==> pass 1/2: embedded (SQLite, in-memory channel layer), -m 'not postgres'"
 	@data=$$(mktemp -d -t palabre-test-embedded.XXXXXX); trap 'rm -rf "$$data"' EXIT; \
@@ -85,7 +89,7 @@ test-embedded: venv
 		|| $(call FAILED,pass 1/2 (embedded)); \
 	echo "==> pass 1/2 (embedded) passed in $$((SECONDS - start))s"
 
-test-postgres: venv services
+test-postgres: venv services test-tools
 	@echo
 	@echo "==> pass 2/2: PostgreSQL + Redis ($(TEST_DATABASE_URL), $(TEST_REDIS_URL)), all tests"
 	@data=$$(mktemp -d -t palabre-test-postgres.XXXXXX); trap 'rm -rf "$$data"' EXIT; \

@@ -266,11 +266,35 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if PRODUCTION
-    else "django.core.mail.backends.console.EmailBackend"
-)
+# Email notices (issue 10) leave from the worker only, never from a request. Production:
+# SMTP from EMAIL_URL (django-environ, e.g. smtp+tls://user:password@mail.example:587;
+# default a local MTA); embedded: the console, unless EMAIL_URL is set.
+EMAIL_URL = env.str("EMAIL_URL", default="smtp://localhost:25" if PRODUCTION else "")
+if EMAIL_URL:
+    vars().update(environ.Env.email_url_config(EMAIL_URL))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# An SMTP server that never answers must not stall the worker's other passes.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+_SITE_HOST = ALLOWED_HOSTS[0].lstrip(".") if ALLOWED_HOSTS else "localhost"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"Palabre <noreply@{_SITE_HOST}>")
+# Where the links of a notice point.
+PALABRE_SITE_URL = env.str(
+    "PALABRE_SITE_URL", default=f"https://{_SITE_HOST}" if PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
+PALABRE_NOTICE_BATCH = env.int("PALABRE_NOTICE_BATCH", default=200)
+PALABRE_NOTICE_MAX_ATTEMPTS = env.int("PALABRE_NOTICE_MAX_ATTEMPTS", default=8)
+
+# Registration (issue 10): supporting documents are never written to a
+# temporary file in clear: a request carries a few bounded documents, read in memory
+# (Django's ASGI handler spools a body to disk past FILE_UPLOAD_MAX_MEMORY_SIZE; the
+# proxy in front should refuse bodies larger than PALABRE_UPLOAD_MAX_REQUEST_BYTES).
+PALABRE_DOCUMENT_MAX_BYTES = env.int("PALABRE_DOCUMENT_MAX_BYTES", default=5 * 1024 * 1024)
+PALABRE_REGISTRATION_MAX_DOCUMENTS = env.int("PALABRE_REGISTRATION_MAX_DOCUMENTS", default=10)
+PALABRE_UPLOAD_MAX_FILES = 4
+PALABRE_UPLOAD_MAX_REQUEST_BYTES = PALABRE_DOCUMENT_MAX_BYTES * PALABRE_UPLOAD_MAX_FILES + 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = PALABRE_UPLOAD_MAX_REQUEST_BYTES
 
 # Live room limits (PROTOCOL.md): a frame over 64 KiB is refused, a body is 1-4000
 # characters, every connection has a token bucket, and a connection whose unsent backlog

@@ -9,10 +9,15 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from rooms import services
+from rooms import notices, record, services
 
 PASSES: list[tuple[int, Callable[[datetime], int]]] = [
+    (40, services.mediations_advance_due),
     (50, services.mediations_close_due),
+    (55, record.agreement_records_due),
+    # Email leaves from the worker only, after the passes that give it news (issue 10).
+    (60, notices.notices_enqueue_due),
+    (80, notices.notices_send_due),
     (90, services.mediations_shred_due),
 ]
 

@@ -26,6 +26,7 @@ MEMBER_MUTED = "member.muted"
 MEMBER_UNMUTED = "member.unmuted"
 MEDIATION_PHASE = "mediation.phase"
 AGREEMENT_RECORDED = "agreement.recorded"
+AGREEMENT_RECORD = "agreement.record"
 
 # Server → client, not logged
 WELCOME = "welcome"

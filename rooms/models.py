@@ -7,6 +7,7 @@ Lifecycle is told by timestamps plus the log (Helios' ``frozen_at``/``ElectionLo
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -26,6 +27,32 @@ class Outcome(models.TextChoices):
     AGREEMENT = "agreement", _("agreement")
     NO_AGREEMENT = "no_agreement", _("no agreement")
     EXPIRED = "expired", _("expired")
+
+
+REGISTRATION_FIELD_TYPES = ("text", "textarea", "integer", "amount")
+
+
+def validate_registration_fields(value) -> None:
+    """The shape of ``Mediation.registration_fields``: checked when staff save a mediation,
+    so a registration never meets a field it cannot read."""
+    if not isinstance(value, list) or len(value) > 30:
+        raise ValidationError(_("A list of at most 30 fields."))
+    names = set()
+    for field in value:
+        name = field.get("name") if isinstance(field, dict) else None
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 50 or name in names:
+            raise ValidationError(_("Each field has a unique 'name': letters, digits and _."))
+        names.add(name)
+        label = field.get("label", name)
+        if not (isinstance(label, str) or (isinstance(label, dict) and all(isinstance(v, str) for v in label.values()))):
+            raise ValidationError(_("A field's 'label' is a string or {\"fr\": …, \"en\": …}."))
+        if field.get("type", "text") not in REGISTRATION_FIELD_TYPES:
+            raise ValidationError(_("A field's 'type' is text, textarea, integer or amount."))
+        if not isinstance(field.get("required", False), bool):
+            raise ValidationError(_("A field's 'required' is true or false."))
+        max_length = field.get("max_length", 0)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 0 <= max_length <= 4000:
+            raise ValidationError(_("A field's 'max_length' is a number of characters, 4000 at most."))
 
 
 class Mediation(models.Model):
@@ -50,6 +77,26 @@ class Mediation(models.Model):
         _("admit registrations at once"),
         default=True,
         help_text=_("Otherwise the mediator admits each registration."),
+    )
+    # What a consumer answers to register (issue 10): a list of
+    # {"name", "label" (a string or {"fr", "en"}), "type", "required", "max_length"}.
+    registration_fields = models.JSONField(
+        _("registration fields"),
+        default=list,
+        blank=True,
+        validators=[validate_registration_fields],
+        help_text=_(
+            'A list of {"name": "contract_number", "label": {"fr": "…", "en": "…"}, '
+            '"type": "text" | "textarea" | "integer" | "amount", "required": true}.'
+        ),
+    )
+    registration_documents_min = models.PositiveSmallIntegerField(
+        _("supporting documents required"), default=0, validators=[MaxValueValidator(10)]
+    )
+    registration_in_dialogue = models.BooleanField(
+        _("registration stays open during the dialogue"),
+        default=True,
+        help_text=_("Until the registration deadline, if there is one."),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
@@ -107,6 +154,9 @@ class Membership(models.Model):
     muted = models.BooleanField(_("muted"), default=False)
     muted_until = models.DateTimeField(_("muted until"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), default=timezone.now)
+    # Email notices (issue 10): in this language, unless the member turned them off.
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="fr")
+    notices_enabled = models.BooleanField(_("email notices"), default=True)
 
     class Meta:
         verbose_name = _("membership")
@@ -198,3 +248,125 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.room_id}#{self.seq} {self.type}"
+
+
+class Registration(models.Model):
+    """What a consumer sent to join a mediation, and the mediator's decision on it.
+
+    The answers and the reason are free text: AES-256-GCM under the plenary room's key
+    (so they are shredded with the mediation), bound to this membership
+    (``rooms.registrations``)."""
+
+    membership = models.OneToOneField(
+        Membership, on_delete=models.CASCADE, primary_key=True, related_name="registration"
+    )
+    answers = models.BinaryField(null=True, editable=False)
+    submitted_at = models.DateTimeField(_("submitted at"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        Membership, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.BinaryField(null=True, editable=False)
+
+    class Meta:
+        verbose_name = _("registration")
+        verbose_name_plural = _("registrations")
+
+    def __str__(self):
+        return f"registration of {self.membership_id}"
+
+
+class RegistrationDocument(models.Model):
+    """A supporting document: its bytes and its file name encrypted like the answers,
+    its type read from its first bytes (never from its name)."""
+
+    registration = models.ForeignKey(Registration, on_delete=models.CASCADE, related_name="documents")
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    name = models.BinaryField(editable=False)
+    content = models.BinaryField(editable=False)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("supporting document")
+        verbose_name_plural = _("supporting documents")
+        ordering = ["registration", "pk"]
+
+    def __str__(self):
+        return f"document {self.pk} of {self.registration_id}"
+
+
+class NoticeKind(models.TextChoices):
+    ADMITTED = "admitted", _("admitted")
+    REFUSED = "refused", _("refused")
+    BALLOT_OPENED = "ballot_opened", _("a ballot opens")
+    BALLOT_REMINDER = "ballot_reminder", _("a ballot closes soon")
+    BALLOT_SEALED = "ballot_sealed", _("a ballot is sealed")
+
+
+class NoticeState(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("sent")
+    SKIPPED = "skipped", _("skipped")
+    FAILED = "failed", _("failed")
+
+
+class Notice(models.Model):
+    """The email outbox (issue 10): one row per notice, unique per (member, kind,
+    subject), so enqueuing twice sends once; only the worker sends (``rooms.notices``)."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=NoticeKind.choices)
+    # The ballot a ballot notice is about; 0 for the admission notices.
+    subject_id = models.PositiveBigIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=NoticeState.choices, default=NoticeState.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "kind", "subject_id"], name="one_notice_per_subject")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.kind} {self.subject_id} to {self.membership_id} ({self.state})"
+
+
+class NoticeBatch(models.Model):
+    """The notices of one kind about one subject (a ballot) have been enqueued: the
+    worker's passes look for subjects without their batch, not at every member again."""
+
+    kind = models.CharField(max_length=20, choices=NoticeKind.choices)
+    subject_id = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "subject_id"], name="one_batch_per_subject")]
+
+    def __str__(self):
+        return f"{self.kind} {self.subject_id}"
+
+
+class AgreementRecord(models.Model):
+    """The PDF record of an accepted ballot (``rooms.record``), encrypted like the offer's
+    terms it states; its SHA-256 is in the plenary log at ``seq``."""
+
+    mediation = models.ForeignKey(Mediation, on_delete=models.CASCADE, related_name="+")
+    # The ballot (ballots.Ballot): an id, so that rooms' tables don't depend on ballots'.
+    ballot_id = models.PositiveBigIntegerField(unique=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    content = models.BinaryField(editable=False)
+    seq = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("record of agreement")
+        verbose_name_plural = _("records of agreement")
+
+    def __str__(self):
+        return f"record of ballot {self.ballot_id}"

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from rooms import broadcast, frames, log
+from rooms import broadcast, frames, log, registrations
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.models import (
@@ -311,25 +313,66 @@ def mediation_create(**fields) -> Mediation:
     return mediation
 
 
-def mediation_register(*, user, mediation_id) -> Membership:
-    """A logged-in user asks to join as consumer: admitted at once or pending, per the
-    mediation's ``auto_admit``. Errors: not_found, 409 already a member, 410 closed."""
-    mediation = mediation_get_public(mediation_id)
-    now = timezone.now()
-    registration_open = mediation.phase in OPEN_PHASES and now < mediation.closes_at and (
-        mediation.registration_closes_at is None or now < mediation.registration_closes_at
+def registration_is_open(mediation: Mediation, now: datetime | None = None) -> bool:
+    """In the ``registration`` phase, and in ``dialogue`` if the mediation allows it; never
+    past the registration deadline or the mediation's end."""
+    now = now or timezone.now()
+    if mediation.closed_at is not None or now >= mediation.closes_at:
+        return False
+    if mediation.registration_closes_at is not None and now >= mediation.registration_closes_at:
+        return False
+    return mediation.phase == Phase.REGISTRATION or (
+        mediation.phase == Phase.DIALOGUE and mediation.registration_in_dialogue
     )
-    if not registration_open:
+
+
+def mediation_register(
+    *, user, mediation_id, answers: dict | None = None, documents=(), language: str | None = None
+) -> Membership:
+    """A logged-in user asks to join as consumer, with the answers the mediation asks for
+    and supporting documents (``(name, bytes)``): admitted at once or pending, per the
+    mediation's ``auto_admit``. Errors: not_found, 409 already a member, 410 closed, 400
+    answers or documents missing or wrong (``rooms.registrations``)."""
+    mediation = mediation_get_public(mediation_id)
+    if not registration_is_open(mediation):
         raise ActionError("gone", _("Registration is closed for this mediation."), status=410)
-    with transaction.atomic():
-        if Membership.objects.filter(user=user, mediation=mediation).exists():
-            raise ActionError("conflict", _("You are already a member of this mediation."), status=409)
-        return Membership.objects.create(
-            user=user,
-            mediation=mediation,
-            role=Role.CONSUMER,
-            status=MemberStatus.ADMITTED if mediation.auto_admit else MemberStatus.PENDING,
+    if Membership.objects.filter(user=user, mediation=mediation).exists():
+        raise ActionError("conflict", _("You are already a member of this mediation."), status=409)
+    clean = registrations.check_answers(mediation, answers)
+    checked = []
+    for name, content in documents:
+        clean_name, content_type = registrations.check_document(name, content)
+        checked.append((clean_name, content_type, content))
+    if len(checked) < mediation.registration_documents_min:
+        raise ActionError(
+            Code.BAD_REQUEST,
+            ngettext(
+                "This mediation asks for at least %(n)d supporting document.",
+                "This mediation asks for at least %(n)d supporting documents.",
+                mediation.registration_documents_min,
+            )
+            % {"n": mediation.registration_documents_min},
         )
+    if len(checked) > settings.PALABRE_REGISTRATION_MAX_DOCUMENTS:
+        raise ActionError(
+            Code.BAD_REQUEST,
+            _("At most %(n)d documents per registration.") % {"n": settings.PALABRE_REGISTRATION_MAX_DOCUMENTS},
+        )
+    language = (language or translation.get_language() or settings.LANGUAGE_CODE)[:2]
+    try:
+        with transaction.atomic():
+            member = Membership.objects.create(
+                user=user,
+                mediation=mediation,
+                role=Role.CONSUMER,
+                status=MemberStatus.ADMITTED if mediation.auto_admit else MemberStatus.PENDING,
+                language=language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE,
+            )
+            registrations.registration_create(member=member, answers=clean, documents=checked)
+    except IntegrityError:
+        # The same user's two requests at once: the unique (user, mediation) picks one.
+        raise ActionError("conflict", _("You are already a member of this mediation."), status=409) from None
+    return member
 
 
 def mediations_listed():
@@ -372,6 +415,64 @@ def mediations_close_due(now: datetime | None = None) -> int:
     now = now or timezone.now()
     due = Mediation.objects.filter(phase__in=OPEN_PHASES, closed_at__isnull=True, closes_at__lte=now)
     return sum(mediation_close(mediation=m, reason="deadline") for m in due)
+
+
+# --- phases: registration → dialogue → closed ------------------------------------------------
+
+PHASE_BEFORE = {
+    Phase.REGISTRATION: Phase.DRAFT,
+    Phase.DIALOGUE: Phase.REGISTRATION,
+    Phase.CLOSED: Phase.DIALOGUE,
+}
+
+
+def check_mediation_advance(*, mediator: Membership, phase) -> Mediation:
+    """The mediator moves the mediation one phase on, never back nor over one: a second
+    click on "start the dialogue" is a 409, not a second event."""
+    if not isinstance(phase, str) or phase not in PHASE_BEFORE:
+        raise ActionError(Code.BAD_REQUEST, _("'phase' is registration, dialogue or closed."))
+    mediation = Mediation.objects.get(pk=mediator.mediation_id)
+    if mediation.phase != PHASE_BEFORE[phase] or mediation.closed_at is not None:
+        raise ActionError(
+            "conflict",
+            _("The mediation is in its %(phase)s phase: it cannot move to %(next)s.")
+            % {"phase": mediation.get_phase_display(), "next": Phase(phase).label},
+            status=409,
+        )
+    return mediation
+
+
+def mediation_advance(*, mediation: Mediation, phase: str) -> dict | None:
+    """Moves the mediation to ``phase`` from the phase before it, once (a conditional
+    UPDATE: the mediator and the worker may race), and logs ``mediation.phase`` in the
+    plenary room. Closing is ``mediation_close``: its ``room.closed`` in every room is the
+    log of that change. Returns the logged frame, or None when someone moved it first."""
+    if phase == Phase.CLOSED:
+        closed = mediation_close(mediation=mediation, reason="mediator", outcome=Outcome.NO_AGREEMENT)
+        if not closed:
+            return None
+        closing = Event.objects.filter(room=plenary_room(mediation), type=frames.ROOM_CLOSED).order_by("-seq").first()
+        return log.event_frame(closing, None)
+    with transaction.atomic():
+        moved = Mediation.objects.filter(
+            pk=mediation.pk, phase=PHASE_BEFORE[phase], closed_at__isnull=True
+        ).update(phase=phase)
+        if not moved:
+            return None
+        room = plenary_room(mediation)
+        frame = log.append(room_id=room.pk, type=frames.MEDIATION_PHASE, data={"phase": phase})
+        broadcast.to_room(room.pk, frame)
+    mediation.refresh_from_db()
+    return frame
+
+
+def mediations_advance_due(now: datetime | None = None) -> int:
+    """The worker's pass: registration ends at ``registration_closes_at``, the dialogue goes on."""
+    now = now or timezone.now()
+    due = Mediation.objects.filter(
+        phase=Phase.REGISTRATION, closed_at__isnull=True, registration_closes_at__lte=now
+    )
+    return sum(mediation_advance(mediation=m, phase=Phase.DIALOGUE) is not None for m in due)
 
 
 def sync_room(*, conn) -> Room:
