@@ -202,7 +202,7 @@ def _value(cookie: str) -> str:
 SECRET_PATTERNS = {
     "private key": re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----"),
     "generated key ring (mk-/sk-)": re.compile(r"\b(?:mk|sk)-\d{8}-[0-9a-f]{8}:[A-Za-z0-9+/]{40,}={0,2}"),
-    "Django insecure key": re.compile(r"django-insecure-"),
+    "Django insecure key": re.compile("django" + "-insecure-"),  # split: never matches its own source
     "SECRET_KEY literal": re.compile(r"""SECRET_KEY\s*[=:]\s*["'][^"'\s]{20,}["']"""),
     "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
     "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
