@@ -25,6 +25,11 @@ from rooms.selectors import membership_of
 PUBLIC_PHASES = (Phase.REGISTRATION, Phase.DIALOGUE, Phase.CLOSED)
 
 
+def chunks(hex_digest: str, size: int = 16) -> list[str]:
+    """A digest in pieces the page may wrap between (64 characters overflow a phone)."""
+    return [hex_digest[i : i + size] for i in range(0, len(hex_digest), size)]
+
+
 def offers_so_far(mediation: Mediation) -> list[dict]:
     """Every offer, oldest first, with its ballot: turnout while open, counts and seal
     once sealed, and the record of agreement of an accepted one."""
@@ -54,9 +59,10 @@ def offers_so_far(mediation: Mediation) -> list[dict]:
             row["voted"] = turnout(ballot)
             if ballot.sealed_at is not None:
                 row["did_not_vote"] = ballot.eligible - (ballot.accept or 0) - (ballot.refuse or 0)
+                row["merkle_root"] = chunks(ballot.merkle_root)
                 record = records.get(ballot.pk)
                 if record is not None or ballot.outcome == "accepted":
-                    row["record"] = {"url": record_url(ballot.pk), "sha256": record.sha256 if record else None}
+                    row["record"] = {"url": record_url(ballot.pk), "sha256": chunks(record.sha256) if record else None}
         rows.append(row)
     return rows
 

@@ -76,7 +76,7 @@ def test_members_see_every_offer_and_result(objective, plenary, mediator, compan
     assert "Remboursement de 50 %" in body and "La moitié des frais." in body and "21,00 €" in body
     assert "Non acceptée." in body
     assert "<dt>Accepter</dt><dd>0</dd> <dt>Refuser</dt><dd>2</dd> <dt>N’ont pas voté</dt><dd>2</dd>" in body
-    assert rejected.merkle_root in body
+    assert rejected.merkle_root in body.replace("<wbr>", "")
     assert "Remboursement intégral" in body and "42,00 €" in body
     assert "1 sur 4 ont voté" in body
     assert "3 acceptations sur 4 (75 %)" in body
@@ -88,7 +88,7 @@ def test_members_see_every_offer_and_result(objective, plenary, mediator, compan
     assert "Accepted." in body
     assert f"/api/v1/ballots/{open_now.pk}/record.pdf" in body
     made = record.AgreementRecord.objects.get()
-    assert made.sha256 in body
+    assert made.sha256 in body.replace("<wbr>", "")
     # The page of a mediation closed on its agreement stays readable.
     assert Mediation.objects.get(pk=objective.pk).phase == Phase.CLOSED
     assert page(None, objective).status_code == 200

@@ -192,12 +192,13 @@ def test_a_ballot_opening_is_told_to_its_electors_with_its_deadline(mailoutbox, 
     english = sent[electors[1].user.email]
     assert english.subject == "A vote is open in the mediation “Frais cachés”"
     with translation.override("en"):
-        assert f"The vote closes on {formats.date_format(local, 'DATETIME_FORMAT')}." in english.body
+        assert f"The vote closes on {formats.date_format(local, 'DATETIME_FORMAT')} (Paris time)." in english.body
     assert "at least 75 % of the admitted consumers" in english.body
     french = sent[electors[0].user.email]
     assert french.subject == "Un vote est ouvert dans la médiation « Frais cachés »"
     months = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"]
-    assert f"Le vote se termine le {local.day} {months[local.month - 1]} {local.year} {local:%H:%M}." in french.body
+    assert f"Le vote se termine le {local.day} {months[local.month - 1]} {local.year} {local:%H:%M} (heure de Paris)." in french.body
+    assert "Le médiateur a ouvert un vote sur une offre de l’entreprise Abonnix SA." in french.body
     assert "ne pas voter compte comme ne pas accepter" in french.body
     assert ballot.pk  # the reminder of a ballot shorter than a day is its opening notice
     assert notices.notices_enqueue_due(closes_at - timedelta(hours=1)) == 0
