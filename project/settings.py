@@ -307,7 +307,7 @@ PALABRE_MAX_BACKLOG_BYTES = env.int("PALABRE_MAX_BACKLOG_BYTES", default=1024 * 
 # How long a socket closed with 4409 has to read up to its close frame before it is dropped.
 PALABRE_SLOW_CLOSE_GRACE_S = env.float("PALABRE_SLOW_CLOSE_GRACE_S", default=10.0)
 # How long a room hub holds a logged frame that overtook an earlier one (rooms.hub).
-PALABRE_REORDER_WINDOW_S = env.float("PALABRE_REORDER_WINDOW_S", default=0.25)
+PALABRE_REORDER_WINDOW_S = env.float("PALABRE_REORDER_WINDOW_S", default=0.5)
 PALABRE_MAX_SOCKETS_PER_USER = env.int("PALABRE_MAX_SOCKETS_PER_USER", default=20)
 PALABRE_PROGRESS_INTERVAL_S = env.float("PALABRE_PROGRESS_INTERVAL_S", default=0.5)
 # Embedded default: no separate worker process can reach the in-memory layer, so the

@@ -139,6 +139,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._held = []
         await hub.join(self)
         welcome = await database_sync_to_async(services.welcome_frame)(room=room, member=member)
+        hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
         held, self._held = self._held, None
         await self.send_frame(welcome)
         for text in held:

@@ -142,6 +142,13 @@ class Hub:
     # it gives up after REORDER_WINDOW_S and delivers what it holds: clients fill that gap
     # with sync. Frames without a seq (counts, turnout) are never held.
 
+    def expect(self, room_id: str, seq: int) -> None:
+        """The seq that comes next in a room this process has just started to serve (read
+        with a welcome's ``last_seq``), so the very first frames are put in order too."""
+        order = self._order.setdefault(room_id, _RoomOrder())
+        if order.expected is None:
+            order.expected = seq
+
     async def room_frame(self, room_id: str, seq: int | None, text: str) -> None:
         async with self._delivering:
             order = self._order.get(room_id)

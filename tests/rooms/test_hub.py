@@ -86,3 +86,15 @@ async def test_rooms_are_ordered_apart(hub):
     await frame(hub, 3, room="7")
     await frame(hub, 6, room="8")
     assert conn.got == ["s1"] and other.got == ["s5", "s6"]
+
+
+async def test_the_first_frames_are_ordered_from_the_welcome(hub):
+    hub, conn = hub
+    hub.expect("7", 1)  # a welcome said last_seq 0
+    await frame(hub, 2)
+    assert conn.got == []
+    await frame(hub, 1)
+    assert conn.got == ["s1", "s2"]
+    hub.expect("7", 1)  # a later welcome changes nothing: the hub already knows
+    await frame(hub, 3)
+    assert conn.got == ["s1", "s2", "s3"]

@@ -75,6 +75,9 @@ class Ws:
 
 async def open_ws(server: Daphne, room_id, session: str | None, *, origin: str | None = "same", sock=None, **options) -> Ws:
     headers = {"Cookie": f"sessionid={session}"} if session else {}
+    # Unbounded by default: a test socket that leaves broadcasts unread must not stop
+    # reading, or its close would wait for a close frame queued behind them.
+    options.setdefault("max_queue", None)
     ws = await connect(
         f"{server.ws_base}/ws/rooms/{room_id}/",
         origin=server.base if origin == "same" else origin,
