@@ -122,7 +122,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        found = await database_sync_to_async(services.room_membership)(user=self.scope.get("user"), room_id=room_id)
+        found = await database_sync_to_async(services.room_entry)(session=self.scope["session"], room_id=room_id)
         hub = get_hub()
         if found is None:
             await self.close(code=frames.CLOSE_FORBIDDEN)

@@ -7,10 +7,13 @@ emits its broadcast on commit. Consumers, views and commands all call these.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib import auth
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone, translation
@@ -57,6 +60,14 @@ def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     return room, member
 
 
+def room_entry(*, session, room_id) -> tuple[Room, Membership] | None:
+    """A socket's handshake in one database trip (one ``database_sync_to_async`` hop):
+    the session's user, checked by Django's own ``auth.get_user`` (session hash
+    included), then the room and the membership it may enter."""
+    user = auth.get_user(SimpleNamespace(session=session))
+    return room_membership(user=user, room_id=room_id)
+
+
 def may_enter(member: Membership, room: Room) -> bool:
     if member.status != MemberStatus.ADMITTED:
         return False
@@ -67,6 +78,26 @@ def may_enter(member: Membership, room: Room) -> bool:
 
 def members_count(mediation_id) -> int:
     return Membership.objects.filter(mediation_id=mediation_id, status=MemberStatus.ADMITTED).count()
+
+
+# A reconnect storm of a 150,000-member room would otherwise COUNT 150,000 memberships
+# at every handshake: the welcome and room.counts read a count at most this old.
+MEMBERS_COUNT_TTL_S = 2.0
+_members_counts: dict[str, tuple[float, int]] = {}
+
+
+def members_count_recent(mediation_id) -> int:
+    now = time.monotonic()
+    cached = _members_counts.get(str(mediation_id))
+    if cached is not None and now - cached[0] < MEMBERS_COUNT_TTL_S:
+        return cached[1]
+    count = members_count(mediation_id)
+    _members_counts[str(mediation_id)] = (now, count)
+    return count
+
+
+def room_members_count(room: Room) -> int:
+    return members_count_recent(room.mediation_id) if room.kind == RoomKind.PLENARY else 2
 
 
 def room_public(room: Room) -> dict:
@@ -83,16 +114,21 @@ def room_public(room: Room) -> dict:
 
 
 def welcome_frame(*, room: Room, member: Membership) -> dict:
-    room.refresh_from_db(fields=["last_seq", "moderated"])
-    room.mediation.refresh_from_db(fields=["phase", "closes_at"])
+    """Read after the hub joined the room (so an event committed after this read is sure
+    to arrive live), in one query."""
+    fresh = (
+        Room.objects.filter(pk=room.pk)
+        .values("last_seq", "moderated", "mediation__phase", "mediation__closes_at")
+        .get()
+    )
+    room.last_seq, room.moderated = fresh["last_seq"], fresh["moderated"]
+    room.mediation.phase, room.mediation.closes_at = fresh["mediation__phase"], fresh["mediation__closes_at"]
     return {
         "type": frames.WELCOME,
         "room": room_public(room),
         "me": member.public(),
         "last_seq": room.last_seq,
-        "members_count": (
-            members_count(room.mediation_id) if room.kind == RoomKind.PLENARY else 2
-        ),
+        "members_count": room_members_count(room),
     }
 
 
@@ -392,7 +428,9 @@ def mediation_get_public(mediation_id) -> Mediation:
 
 def mediation_close(*, mediation: Mediation, reason: str, outcome: str | None = None) -> bool:
     """Closes the mediation once (the conditional UPDATE makes concurrent closers
-    harmless) and logs ``room.closed`` in each of its rooms. Returns whether it closed."""
+    harmless), logs ``mediation.phase`` ``closed`` in the plenary room, as every phase
+    change is (issue 10), then ``room.closed`` in each of its rooms. Returns whether it
+    closed."""
     now = timezone.now()
     with transaction.atomic():
         closed = Mediation.objects.filter(
@@ -404,6 +442,9 @@ def mediation_close(*, mediation: Mediation, reason: str, outcome: str | None = 
         )
         if not closed:
             return False
+        plenary = plenary_room(mediation)
+        frame = log.append(room_id=plenary.pk, type=frames.MEDIATION_PHASE, data={"phase": Phase.CLOSED.value})
+        broadcast.to_room(plenary.pk, frame)
         for room_id in Room.objects.filter(mediation=mediation).values_list("pk", flat=True):
             frame = log.append(room_id=room_id, type=frames.ROOM_CLOSED, data={"reason": reason})
             broadcast.to_room(room_id, frame)
@@ -445,13 +486,16 @@ def check_mediation_advance(*, mediator: Membership, phase) -> Mediation:
 def mediation_advance(*, mediation: Mediation, phase: str) -> dict | None:
     """Moves the mediation to ``phase`` from the phase before it, once (a conditional
     UPDATE: the mediator and the worker may race), and logs ``mediation.phase`` in the
-    plenary room. Closing is ``mediation_close``: its ``room.closed`` in every room is the
-    log of that change. Returns the logged frame, or None when someone moved it first."""
+    plenary room. Closing is ``mediation_close``, which logs it too, then ``room.closed``
+    in every room. Returns the logged ``mediation.phase`` frame, or None when someone
+    moved it first."""
     if phase == Phase.CLOSED:
         closed = mediation_close(mediation=mediation, reason="mediator", outcome=Outcome.NO_AGREEMENT)
         if not closed:
             return None
-        closing = Event.objects.filter(room=plenary_room(mediation), type=frames.ROOM_CLOSED).order_by("-seq").first()
+        closing = (
+            Event.objects.filter(room=plenary_room(mediation), type=frames.MEDIATION_PHASE).order_by("-seq").first()
+        )
         return log.event_frame(closing, None)
     with transaction.atomic():
         moved = Mediation.objects.filter(

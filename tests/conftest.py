@@ -28,6 +28,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_members_counts():
+    # Each test's database starts again from the same ids: a count cached by the last one
+    # must not answer for this one's mediation.
+    services._members_counts.clear()
+
+
+@pytest.fixture(autouse=True)
 async def _stop_room_hub():
     """Each test has its own event loop; the channel layer (Redis: its receive lock) and
     the database connection of the thread-sensitive executor outlive it. Stop this loop's
