@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { BallotsPanel } from "./ballots.js";
 import { h, clear, field, liveRegion, say, uid } from "./dom.js";
-import { format, formatDateTime, formatMessageTime, formatPercent, formatRemaining, gettext, ngettext, roleLabel } from "./i18n.js";
+import { format, formatDateTime, formatMessageTime, formatPercent, formatRemaining, gettext, ngettext, phaseLabel, roleLabel } from "./i18n.js";
 import { errorText } from "./messages.js";
 import { ModerationPanel } from "./moderation.js";
 import { RoomConnection, State } from "./socket.js";
@@ -71,6 +71,7 @@ export class RoomPage {
   async welcomed(view, welcome) {
     this.role = welcome.me.role;
     this.setClosesAt(welcome.room.closes_at);
+    this.setPhase(welcome.room.phase);
     if (["closed", "shredded"].includes(welcome.room.phase)) this.setClosed(null);
     if (this.mediationId) return;
     this.mediationId = welcome.room.mediation_id;
@@ -187,6 +188,11 @@ export class RoomPage {
     unread.textContent = view.unread ? format(ngettext("%(count)s new", "%(count)s new", view.unread), { count: view.unread }) : "";
   }
 
+  setPhase(phase) {
+    this.phase = phase;
+    if (this.mediation) this.mediation.phase = phase;
+  }
+
   setClosesAt(iso) {
     this.closesAt = iso ? new Date(iso) : null;
     this.tick();
@@ -219,6 +225,17 @@ export class RoomPage {
       this.countdown.dataset.urgent = left < 3600_000 ? "true" : "";
     }
     for (const view of this.views.values()) view.tick();
+  }
+}
+
+function phaseNote(phase) {
+  switch (phase) {
+    case "registration":
+      return gettext("Registration is open.");
+    case "dialogue":
+      return gettext("Registration is over: the dialogue has begun.");
+    default:
+      return format(gettext("The mediation moves on: %(phase)s."), { phase: phaseLabel(phase) });
   }
 }
 
@@ -456,6 +473,11 @@ export class RoomView {
         break;
       case "message.redacted":
         this.redacted(frame.target_seq);
+        break;
+      case "mediation.phase":
+        this.page.setPhase(frame.phase);
+        // Closing is told by the room.closed that follows, with its reason.
+        if (frame.phase !== "closed") this.addNote(frame, phaseNote(frame.phase));
         break;
       case "room.closed":
         this.page.setClosed(frame.reason);

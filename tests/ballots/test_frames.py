@@ -156,10 +156,10 @@ async def test_the_vote_that_makes_it_certain_seals_and_ends_the_mediation(media
     got = until_closed(await frames_until_quiet(med))
     sealed = await Ballot.objects.aget(pk=ballot.pk)
     types = [f["type"] for f in got]
-    assert types[-4:] == ["ballot.progress", "ballot.sealed", "agreement.recorded", "room.closed"]
-    assert set(types[:-4]) <= {"ballot.progress"}
-    assert got[-4] == {"type": "ballot.progress", "ballot_id": str(ballot.pk), "voted": 3, "eligible": 4}
-    assert {k: v for k, v in got[-3].items() if k != "at"} == {
+    assert types[-5:] == ["ballot.progress", "ballot.sealed", "agreement.recorded", "mediation.phase", "room.closed"]
+    assert set(types[:-5]) <= {"ballot.progress"}
+    assert got[-5] == {"type": "ballot.progress", "ballot_id": str(ballot.pk), "voted": 3, "eligible": 4}
+    assert {k: v for k, v in got[-4].items() if k != "at"} == {
         "type": "ballot.sealed",
         "seq": sealed.sealed_seq,
         "ballot_id": str(ballot.pk),
@@ -172,7 +172,7 @@ async def test_the_vote_that_makes_it_certain_seals_and_ends_the_mediation(media
         "signature": sealed.signature,
         "key_id": sealed.key_id,
     }
-    assert {k: v for k, v in got[-2].items() if k != "at"} == {
+    assert {k: v for k, v in got[-3].items() if k != "at"} == {
         "type": "agreement.recorded",
         "seq": sealed.sealed_seq + 1,
         "offer_id": str(offer.pk),
@@ -181,12 +181,17 @@ async def test_the_vote_that_makes_it_certain_seals_and_ends_the_mediation(media
         "signature": sealed.signature,
         "key_id": sealed.key_id,
     }
+    assert {k: v for k, v in got[-2].items() if k != "at"} == {
+        "type": "mediation.phase",
+        "seq": sealed.sealed_seq + 2,
+        "phase": "closed",
+    }
     assert got[-1]["reason"] == "agreement"
     # Every plenary socket got the same (the last voter may get them before its receipt:
     # the seal is part of its vote), the caucus only its own room's closing.
     for socket in sockets:
         theirs = [f["type"] for f in until_closed(seen[socket] + await frames_until_quiet(socket)) if f["type"] != "vote.receipt"]
-        assert theirs[-4:] == types[-4:]
+        assert theirs[-5:] == types[-5:]
         assert [f["type"] for f in seen[socket]].count("vote.receipt") == 1
     assert [f["type"] for f in await frames_until_quiet(aside)] == ["room.closed"]
     await close_all(med, aside, *sockets)

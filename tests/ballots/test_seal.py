@@ -158,7 +158,7 @@ def test_an_accepted_offer_is_the_mediations_agreement(mediation, plenary, media
     assert (mediation.outcome, mediation.phase) == ("agreement", "closed")
     assert services_agreement(mediation) == sealed
     events = list(Event.objects.filter(room=plenary, seq__gt=sealed.sealed_seq).order_by("seq"))
-    assert [e.type for e in events] == ["agreement.recorded", "room.closed"]
+    assert [e.type for e in events] == ["agreement.recorded", "mediation.phase", "room.closed"]
     assert events[0].data == {
         "offer_id": str(offer.pk),
         "ballot_id": str(ballot.pk),
@@ -166,7 +166,8 @@ def test_an_accepted_offer_is_the_mediations_agreement(mediation, plenary, media
         "signature": sealed.signature,
         "key_id": sealed.key_id,
     }
-    assert events[1].data == {"reason": "agreement"}
+    assert events[1].data == {"phase": "closed"}
+    assert events[2].data == {"reason": "agreement"}
     assert Event.objects.get(room=caucus).data == {"reason": "agreement"}
 
 

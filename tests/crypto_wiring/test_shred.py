@@ -61,7 +61,8 @@ def test_shred_destroys_the_keys_and_the_api_says_shredded(mediation, plenary, m
     message = plenary_events[3]
     assert message["type"] == "chat.message" and message["body"] is None and message["shredded"] is True
     assert message["author"]["member_id"] == str(mediator.pk)
-    assert plenary_events[4] == {"type": "room.closed", "seq": 4, "at": plenary_events[4]["at"], "reason": "deadline"}
+    assert plenary_events[4] == {"type": "mediation.phase", "seq": 4, "at": plenary_events[4]["at"], "phase": "closed"}
+    assert plenary_events[5] == {"type": "room.closed", "seq": 5, "at": plenary_events[5]["at"], "reason": "deadline"}
     caucus_event = events_by_seq(room, consumer)[1]
     assert caucus_event["body"] is None and caucus_event["shredded"] is True
     assert "unreadable" not in message
@@ -102,7 +103,8 @@ def test_shred_force_closes_a_live_mediation_first(mediation, plenary, consumer)
     assert_shredded_in_the_raw_table(mediation)
     page = events_by_seq(plenary, consumer)
     assert page[1]["shredded"] is True and page[1]["body"] is None
-    assert page[2]["type"] == "room.closed" and page[2]["reason"] == "shredded"
+    assert page[2]["type"] == "mediation.phase" and page[2]["phase"] == "closed"
+    assert page[3]["type"] == "room.closed" and page[3]["reason"] == "shredded"
     assert Mediation.objects.get(pk=mediation.pk).closed_at is not None
 
 
@@ -146,8 +148,9 @@ async def test_sync_over_the_socket_says_shredded(mediation, plenary, consumer, 
     first = await sock.recv()
     assert first["type"] == "chat.message" and first["seq"] == 1
     assert first["body"] is None and first["shredded"] is True
+    assert (await sock.recv())["type"] == "mediation.phase"
     assert (await sock.recv())["type"] == "room.closed"
-    assert await sock.recv() == {"type": "synced", "ref": "s1", "last_seq": 2}
+    assert await sock.recv() == {"type": "synced", "ref": "s1", "last_seq": 3}
     await sock.send({"type": "chat.send", "body": "Encore là ?", "ref": "c1"})
     refused = await sock.recv()
     assert (refused["type"], refused["code"], refused["ref"]) == ("error", "room_closed", "c1")
@@ -161,7 +164,7 @@ def test_events_of_a_shredded_room_are_still_paged_and_members_only(mediation, p
     close(mediation)
     shred(mediation.pk)
     page = events(plenary, consumer, after_seq=2, limit=2).json()
-    assert [e["seq"] for e in page["events"]] == [3, 4] and page["last_seq"] == 6
+    assert [e["seq"] for e in page["events"]] == [3, 4] and page["last_seq"] == 7
     assert all(e["shredded"] is True and e["body"] is None for e in page["events"])
     from django.test import Client
 

@@ -84,8 +84,10 @@ def test_the_mediator_closes_the_dialogue(mediation, plenary, mediator, consumer
     caucus, *_ = services.caucus_open(member_id=mediator.pk, room_id=plenary.pk, target_id=consumer.pk)
     response = advance(mediator.user, mediation, "closed")
     assert response.status_code == 200
+    change = Event.objects.get(room=plenary, type="mediation.phase")
     closing = Event.objects.get(room=plenary, type="room.closed")
-    assert response.json() == {"phase": "closed", "seq": closing.seq}
+    assert response.json() == {"phase": "closed", "seq": change.seq}
+    assert (change.data, change.seq + 1) == ({"phase": "closed"}, closing.seq)
     assert closing.data == {"reason": "mediator"}
     assert Event.objects.get(room=caucus, type="room.closed").data == {"reason": "mediator"}
     stored = Mediation.objects.get(pk=mediation.pk)

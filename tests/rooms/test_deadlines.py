@@ -52,13 +52,16 @@ async def test_a_late_action_with_no_worker_closes_and_is_refused(no_inprocess_w
     await set_closes_at(mediation, timezone.now() - timedelta(milliseconds=1))
 
     await alice.send({"type": "chat.send", "body": "trop tard", "ref": "late"})
-    frames = [await alice.recv(), await alice.recv()]
+    frames = [await alice.recv(), await alice.recv(), await alice.recv()]
     by_type = {f["type"]: f for f in frames}
-    assert set(by_type) == {"error", "room.closed"}
+    assert set(by_type) == {"error", "mediation.phase", "room.closed"}
     assert (by_type["error"]["code"], by_type["error"]["ref"]) == ("room_closed", "late")
-    closed = by_type["room.closed"]
-    assert closed == {"type": "room.closed", "seq": 2, "at": closed["at"], "reason": "deadline"}
-    assert await med.recv_until("room.closed") == closed
+    change, closed = by_type["mediation.phase"], by_type["room.closed"]
+    assert change == {"type": "mediation.phase", "seq": 2, "at": change["at"], "phase": "closed"}
+    assert closed == {"type": "room.closed", "seq": 3, "at": closed["at"], "reason": "deadline"}
+    assert [f for f in frames if f["type"] != "error"] == [change, closed]
+    assert await med.recv_until("mediation.phase") == change
+    assert await med.recv() == closed
     stored = await sync_to_async(Mediation.objects.get)(pk=mediation.pk)
     assert (stored.phase, stored.outcome) == (Phase.CLOSED, Outcome.EXPIRED)
     assert stored.closed_at is not None
@@ -69,8 +72,8 @@ async def test_a_late_action_with_no_worker_closes_and_is_refused(no_inprocess_w
         assert (error["code"], error["ref"]) == ("room_closed", "again")
     await med.send({"type": "room.moderate", "moderated": True, "ref": "m"})
     assert (await med.recv_until("error"))["code"] == "room_closed"
-    assert await room_closed_events(mediation) == [(plenary.pk, 2)]
-    assert (await sync_to_async(Room.objects.get)(pk=plenary.pk)).last_seq == 2
+    assert await room_closed_events(mediation) == [(plenary.pk, 3)]
+    assert (await sync_to_async(Room.objects.get)(pk=plenary.pk)).last_seq == 3
     await med.close()
     await alice.close()
 
@@ -96,11 +99,13 @@ async def test_run_deadlines_once_closes_and_pushes_to_every_room(no_inprocess_w
     # Nobody acts: the worker's pass closes and pushes.
     out = await sync_to_async(run_deadlines_once)()
     assert "mediations_close_due=1" in out
+    change = await in_plenary.recv()
+    assert (change["type"], change["seq"], change["phase"]) == ("mediation.phase", 1, "closed")
     closed = await in_plenary.recv()
-    assert (closed["type"], closed["seq"], closed["reason"]) == ("room.closed", 1, "deadline")
+    assert (closed["type"], closed["seq"], closed["reason"]) == ("room.closed", 2, "deadline")
     closed_caucus = await in_caucus.recv()
     assert (closed_caucus["type"], closed_caucus["seq"]) == ("room.closed", 1)
-    assert sorted(await room_closed_events(mediation)) == sorted([(plenary.pk, 1), (caucus_room.pk, 1)])
+    assert sorted(await room_closed_events(mediation)) == sorted([(plenary.pk, 2), (caucus_room.pk, 1)])
     # Idempotent, and a mediation not yet due stays open.
     assert "mediations_close_due=0" in await sync_to_async(run_deadlines_once)()
     assert await room_closed_events(mediation) != [] and len(await room_closed_events(mediation)) == 2
@@ -108,7 +113,7 @@ async def test_run_deadlines_once_closes_and_pushes_to_every_room(no_inprocess_w
     assert await in_plenary.nothing(0.1)
     # A newcomer is welcomed into a closed room, and cannot post.
     late = await connect(plenary, consumer)
-    assert late.welcome["room"]["phase"] == "closed" and late.welcome["last_seq"] == 1
+    assert late.welcome["room"]["phase"] == "closed" and late.welcome["last_seq"] == 2
     await late.send({"type": "chat.send", "body": "x", "ref": "z"})
     assert (await late.recv())["code"] == "room_closed"
     for sock in (in_plenary, in_caucus, late):
@@ -119,6 +124,8 @@ async def test_embedded_server_closes_by_itself(settings, mediation, plenary, co
     settings.PALABRE_INPROCESS_DEADLINES = True
     alice = await connect(plenary, consumer)
     await set_closes_at(mediation, timezone.now() + timedelta(milliseconds=300))
+    change = await alice.recv(timeout=5)
+    assert (change["type"], change["phase"]) == ("mediation.phase", "closed")
     closed = await alice.recv(timeout=5)
     assert (closed["type"], closed["reason"]) == ("room.closed", "deadline")
     assert (await sync_to_async(Mediation.objects.get)(pk=mediation.pk)).phase == Phase.CLOSED
@@ -135,4 +142,4 @@ async def test_concurrent_closers_close_once(no_inprocess_worker, mediation, ple
 
     results = await asyncio.gather(*(sync_to_async(close_due, thread_sensitive=False)() for _ in range(4)))
     assert sum(results) == 1
-    assert await room_closed_events(mediation) == [(plenary.pk, 1)]
+    assert await room_closed_events(mediation) == [(plenary.pk, 2)]

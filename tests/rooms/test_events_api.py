@@ -98,7 +98,7 @@ def test_events_of_a_closed_mediation_stay_readable(plenary, mediation, consumer
     fill(plenary, consumer, 2)
     services.mediation_close(mediation=mediation, reason="deadline")
     body = events(consumer.user, plenary).json()
-    assert [e["type"] for e in body["events"]] == ["chat.message", "chat.message", "room.closed"]
+    assert [e["type"] for e in body["events"]] == ["chat.message", "chat.message", "mediation.phase", "room.closed"]
     assert body["events"][-1]["reason"] == "deadline"
 
 
