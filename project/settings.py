@@ -327,3 +327,11 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Uploads rate-limited per user (issue 10), counted in the default cache: Redis in
+# production, so every daphne process counts together; the embedded default's one
+# process counts in memory. django-ratelimit is used as a library, not an installed
+# app: its system check refuses the in-memory cache that the embedded default rightly uses.
+PALABRE_REGISTER_RATE = env.str("PALABRE_REGISTER_RATE", default="20/h")
+PALABRE_DOCUMENT_UPLOAD_RATE = env.str("PALABRE_DOCUMENT_UPLOAD_RATE", default="30/h")
+RATELIMIT_USE_CACHE = "default"

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django_ratelimit import core as ratelimit
 
 from crypto.errors import CryptoError
 from project.api import ID, allow, api, json_body, query_int
@@ -90,10 +92,38 @@ def _uploaded(request, field: str) -> list[tuple[str, bytes]]:
     return [(f.name, f.read()) for f in files]
 
 
+def _check_rate(request, *, group: str, rate: str) -> None:
+    """Per user, across processes (the default cache: Redis in production): past ``rate``
+    a 429 ``rate_limited`` with ``retry_after_ms``, before the body is read. Counted
+    whatever the answer: a refused upload costs the server as much as an accepted one.
+    A cache that fails lets the request through: the limit guards against abuse, no rule
+    of the mediation depends on it."""
+    try:
+        usage = ratelimit.get_usage(request, group=group, key="user", rate=rate, increment=True)
+    except Exception:  # noqa: BLE001 - e.g. Redis down: logged, not a 500
+        logger.warning("rate limit %s: the cache failed; request let through", group, exc_info=True)
+        return
+    if usage and usage["should_limit"]:
+        retry_after_ms = max(usage["time_left"], 1) * 1000
+        minutes = -(-retry_after_ms // 60_000)
+        raise ActionError(
+            Code.RATE_LIMITED,
+            ngettext(
+                "Too many uploads: try again in %(minutes)d minute.",
+                "Too many uploads: try again in %(minutes)d minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
+            status=429,
+            retry_after_ms=retry_after_ms,
+        )
+
+
 @api(methods=("POST",), login_required=True)
 def mediation_register(request, mediation_id):
     """JSON ``{"answers": {...}}`` (an empty body when the mediation asks nothing), or
     multipart: ``answers`` as a JSON string, the files in ``documents``."""
+    _check_rate(request, group="palabre.register", rate=settings.PALABRE_REGISTER_RATE)
     _check_upload_length(request)
     documents = []
     if request.content_type == "multipart/form-data":
@@ -118,6 +148,7 @@ def my_registration(request, mediation_id):
 
 @api(methods=("POST",), login_required=True)
 def registration_document_add(request, mediation_id):
+    _check_rate(request, group="palabre.document", rate=settings.PALABRE_DOCUMENT_UPLOAD_RATE)
     _check_upload_length(request)
     files = _uploaded(request, "file") if request.content_type == "multipart/form-data" else []
     if len(files) != 1:

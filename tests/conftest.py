@@ -19,6 +19,7 @@ from rooms.models import Membership, MemberStatus, Phase, Role
 
 ORIGIN = (b"origin", b"http://testserver")
 _names = itertools.count(1)
+_rate_caches = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +33,17 @@ def _fresh_members_counts():
     # Each test's database starts again from the same ids: a count cached by the last one
     # must not answer for this one's mediation.
     services._members_counts.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):
+    # Upload limits count per user id, and ids start again in each test: each test counts
+    # in a cache of its own (never clear() the default cache: on Redis that is FLUSHDB).
+    settings.CACHES = {
+        **settings.CACHES,
+        "ratelimit": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"ratelimit-{next(_rate_caches)}"},
+    }
+    settings.RATELIMIT_USE_CACHE = "ratelimit"
 
 
 @pytest.fixture(autouse=True)
