@@ -13,22 +13,39 @@ plus raw text that is not JSON, not an object, too deep or too large. For every 
 * the socket stays open and answers a ping; another member's socket, watching the room
   all along, still answers too and has seen every event in order.
 
-make test: a few thousand frames; make chaos (PALABRE_CHAOS=long): over 100,000.
+make test: a few thousand frames; make chaos (PALABRE_CHAOS=long): the campaign sends
+100,000 (``PALABRE_FUZZ_FRAMES``), a fresh room every 2,000 frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from rooms import frames
+from rooms import frames, services
 from rooms.models import Event, Membership, Room
 from tests.chaos.procs import LONG
 from tests.conftest import communicator
@@ -53,9 +70,14 @@ FIELDS = {
     frames.PING: [],
 }
 DIRECT = {frames.ERROR, frames.ACK, frames.PONG, frames.SYNCED, frames.CAUCUS_OPENED, frames.VOTE_RECEIPT}
-# Frames a fuzzing example sends; long runs take many examples.
-EXAMPLES = 8_000 if LONG else 400
+# The bounded per-role tests (every make test): lists of frames drawn, derandomized.
+EXAMPLES = 400
 PER_EXAMPLE = 12
+# The campaign: make chaos (PALABRE_CHAOS=long) sends 100,000 frames; make test a few rounds.
+CAMPAIGN_FRAMES = int(os.environ.get("PALABRE_FUZZ_FRAMES", 100_000 if LONG else 1_500))
+FRAMES_PER_ROOM = 2_000 if LONG else 500
+FUZZ_WORKERS = int(os.environ.get("PALABRE_FUZZ_WORKERS", (os.cpu_count() or 1) if LONG else 1))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 odd_text = st.text(
     alphabet=st.characters(codec=None, categories=None, exclude_categories=()), max_size=40
@@ -81,15 +103,17 @@ def deep(n: int) -> object:
 
 
 def plausible(field: str, ids: dict) -> st.SearchStrategy:
-    """Values of the right shape, so that frames also reach the services."""
+    """Values of the right shape, so that frames also reach the services. Offer and ballot
+    ids start at the room's own (a round's first offer and ballot are made before it
+    starts; the fuzzing mediator or company makes the next ones)."""
     return {
         "after_seq": st.integers(0, 50),
         "body": st.text(min_size=1, max_size=60),
         "title": st.text(min_size=1, max_size=60),
         "terms": st.text(min_size=1, max_size=60),
         "amount_cents": st.integers(0, 10**7) | st.none(),
-        "offer_id": st.integers(1, 5).map(str),
-        "ballot_id": st.integers(1, 5).map(str),
+        "offer_id": st.integers(ids["offer"], ids["offer"] + 4).map(str),
+        "ballot_id": st.integers(ids["ballot"], ids["ballot"] + 4).map(str),
         "closes_at": st.sampled_from(["2099-01-01T00:00:00+00:00", "2000-01-01T00:00:00+00:00"]),
         # No deadline passes during a run: a due ballot is sealed by the next action, even a
         # refused one, which would read here as a refused frame changing what is stored.
@@ -134,24 +158,74 @@ def frame_text(draw, ids: dict) -> str:
 
 
 def stored_state() -> tuple:
-    """Everything a frame could write: the log, rooms, memberships, and every ballots/ row."""
-    state = [
-        tuple(Event.objects.order_by("pk").values_list("pk", "seq", "type", "redacted_at")),
-        tuple(Room.objects.order_by("pk").values_list("pk", "last_seq", "moderated")),
-        tuple(Membership.objects.order_by("pk").values_list("pk", "muted", "muted_until", "status")),
+    """Everything a frame could write, every column of every row: mediations, rooms,
+    memberships, the log, and every ballots/ table. Raw SQL (through the ORM, compiling
+    these queries took half the harness's time), and one round trip on PostgreSQL, where
+    each row is read as its text form."""
+    from rooms.models import Mediation
+
+    quote = connection.ops.quote_name
+    tables = [
+        (quote(model._meta.db_table), quote(model._meta.pk.column), [quote(f.column) for f in model._meta.concrete_fields])
+        for model in (Mediation, Room, Membership, Event, *apps.get_app_config("ballots").get_models())
     ]
-    for model in apps.get_app_config("ballots").get_models():
-        state.append((model.__name__, tuple(model.objects.order_by("pk").values_list())))
-    return tuple(state)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT " + ", ".join(
+                f"(SELECT array_agg(t::text ORDER BY t.{pk}) FROM {table} t)" for table, pk, _ in tables
+            ))
+            return cursor.fetchone()
+        state = []
+        for table, pk, columns in tables:
+            cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {pk}")
+            state.append(tuple(cursor.fetchall()))
+        return tuple(state)
+
+
+class ServerExceptions(logging.Handler):
+    """Every exception the server logs (a caught one included: the consumer logs a
+    backing-service failure with its traceback before answering ``unavailable``), and every
+    one the event loop reports (a task's exception nobody retrieved)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+        self._ids: set[int] = set()
+
+    def emit(self, record):
+        if (record.exc_info or record.levelno >= logging.ERROR) and id(record) not in self._ids:
+            self._ids.add(id(record))
+            self.seen.append(f"{record.name}: {record.getMessage()[:300]}")
+
+    def loop_exception(self, loop, context):
+        self.seen.append(f"event loop: {context.get('message')} {context.get('exception')!r}")
+
+    def __enter__(self):
+        self._loggers = [logging.getLogger(name) for name in ("", "django", "palabre", "asyncio", "channels", "daphne")]
+        for logger in self._loggers:
+            logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        for logger in self._loggers:
+            logger.removeHandler(self)
 
 
 class Fuzzer:
-    def __init__(self, loop, comm, watcher):
-        self.loop, self.comm, self.watcher = loop, comm, watcher
+    """One room's fuzzing socket, and the other members' sockets watching the room."""
+
+    def __init__(self, loop, comm, watchers: list):
+        self.loop, self.comm, self.watchers = loop, comm, watchers
         self.sent = 0
-        self.answers: dict[str, int] = {}
-        self.watched_seq = 0
+        self.answers: Counter[str] = Counter()
+        self.watched_seq = {id(w): self.welcome_seq(w) for w in watchers}
+        self.bystanders = len(watchers)
+        self.bystanders_closed: list[dict] = []
         self.state = stored_state()
+
+    @staticmethod
+    def welcome_seq(comm) -> int:
+        return comm.welcome["last_seq"]
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
@@ -180,68 +254,280 @@ class Fuzzer:
             raise AssertionError(f"server failed on frame {text[:500]!r}") from error
         self.sent += 1
         key = frame["type"] if frame["type"] != frames.ERROR else f"error:{frame['code']}"
-        self.answers[key] = self.answers.get(key, 0) + 1
+        self.answers[key] += 1
         assert frame.get("ref") == ref, (text[:200], frame)
         # A frame's writes are committed before its answer is sent, so what is stored now
         # is what the next frame starts from.
         state = stored_state()
         if frame["type"] == frames.ERROR:
             assert frame["code"] in vars(frames.Code).values(), frame
+            # The backing services are up all along: 'unavailable' would be a server error
+            # (a database or crypto exception) answered politely.
+            assert frame["code"] != frames.Code.UNAVAILABLE, f"server error on frame {text[:300]!r}"
             assert state == self.state, f"rejected frame changed what is stored: {text[:300]}"
         self.state = state
 
-    async def still_usable(self) -> None:
-        for comm in (self.comm, self.watcher):
+    async def still_usable(self, watchers: bool = True) -> None:
+        """The fuzzing socket answers a ping; with ``watchers``, so does every watching
+        member's socket, which has seen every logged event in order."""
+        for comm in [self.comm, *(self.watchers if watchers else [])]:
             await comm.send_input({"type": "websocket.receive", "text": '{"type":"ping","ref":"alive"}'})
             while True:
                 out = await comm.receive_output(60)
-                assert out["type"] == "websocket.send", f"a socket was closed: {out}"
+                if out["type"] != "websocket.send" and comm is not self.comm:
+                    self.watchers.remove(comm)  # counted, and asserted 0 by the tests
+                    self.bystanders_closed.append(out)
+                    break
+                assert out["type"] == "websocket.send", f"the fuzzing socket was closed: {out}"
                 frame = json.loads(out["text"])
-                if comm is self.watcher and "seq" in frame and frame.get("type") != frames.ACK:
-                    assert frame["seq"] == self.watched_seq + 1, ("watcher missed an event", frame)
-                    self.watched_seq = frame["seq"]
+                if comm is not self.comm and "seq" in frame and frame.get("type") != frames.ACK:
+                    assert frame["seq"] == self.watched_seq[id(comm)] + 1, ("watcher missed an event", frame)
+                    self.watched_seq[id(comm)] = frame["seq"]
                 if frame.get("type") == frames.PONG:
                     assert frame["ref"] == "alive"
                     break
 
 
+@dataclass
+class Round:
+    """A fresh mediation for each round, so the log a ``sync`` replays and the rows
+    ``stored_state`` reads stay bounded however many frames the campaign sends. It has an
+    open ballot on an offer from the start (so that a consumer's ``vote.cast`` can
+    succeed), and a member of another mediation whose id is among the fuzzed ``member_id``s."""
+
+    room_id: int
+    people: dict
+    ids: dict
+    mediations: list
+    users: list
+
+
+def make_round(make_mediation, make_member) -> Round:
+    from ballots import services as ballot_services
+    from ballots.models import Offer
+    from rooms.models import Role
+
+    mediation = make_mediation()
+    plenary = services.plenary_room(mediation)
+    mediator, company = make_member(mediation, Role.MEDIATOR), make_member(mediation, Role.COMPANY)
+    consumers = [make_member(mediation, Role.CONSUMER) for _ in range(3)]
+    elsewhere = make_member(make_mediation(title="Ailleurs"), Role.CONSUMER)
+    offered = ballot_services.offer_submit(member=company, room_id=plenary.pk, title="Offre", terms="Remboursement", amount_cents=4200)
+    offer = Offer.objects.get(pk=offered["offer"]["id"])
+    opened = ballot_services.ballot_open(mediator=mediator, offer=offer, closes_at=timezone.now() + timedelta(hours=2))
+    members = [mediator, company, *consumers, elsewhere]
+    return Round(
+        room_id=plenary.pk,
+        people={"mediator": mediator, "company": company, "consumer": consumers[0], "consumer2": consumers[1]},
+        ids={"members": [str(m.pk) for m in members] + ["0", "999999"], "offer": offer.pk, "ballot": int(opened["ballot"]["id"])},
+        mediations=[mediation.pk, elsewhere.mediation_id],
+        users=[m.user_id for m in members],
+    )
+
+
+def drop_round(round_: Round) -> None:
+    from rooms.models import Mediation
+
+    Mediation.objects.filter(pk__in=round_.mediations).delete()
+    get_user_model().objects.filter(pk__in=round_.users).delete()
+
+
+WATCHING = {"mediator": ["company", "consumer"], "company": ["mediator", "consumer"], "consumer": ["mediator", "consumer2"]}
+
+
+async def _open(room_id, membership):
+    comm = await sync_to_async(communicator)(room_id, membership.user)
+    connected, code = await comm.connect()
+    assert connected, code
+    comm.welcome = json.loads(await comm.receive_from(5))
+    assert comm.welcome["type"] == frames.WELCOME
+    return comm
+
+
+def fuzz_round(loop, round_: Round, role: str, *, frames_wanted: int, seed: int, derandomize: bool) -> Fuzzer:
+    """Sends at least ``frames_wanted`` generated frames on ``role``'s socket; two other
+    members watch. Hypothesis draws lists of frames; after each list the fuzzing socket must
+    still answer, and every 20 lists (and at the end) the watchers too."""
+    comm = loop.run_until_complete(_open(round_.room_id, round_.people[role]))
+    watchers = [loop.run_until_complete(_open(round_.room_id, round_.people[other])) for other in WATCHING[role]]
+    fuzzer = Fuzzer(loop, comm, watchers)
+    examples = 0
+
+    def one_list(texts):
+        nonlocal examples
+        for text in texts:
+            fuzzer.send(text)
+        examples += 1
+        fuzzer.run(fuzzer.still_usable(watchers=examples % 20 == 0))
+
+    calls = 0
+    while fuzzer.sent < frames_wanted:
+        fuzz = given(st.lists(frame_text(round_.ids), min_size=1, max_size=PER_EXAMPLE))(one_list)
+        fuzz = settings(
+            # Derandomized, one run of EXAMPLES lists (the same frames every time); else as
+            # many runs, each with its own seed, as it takes to send frames_wanted.
+            max_examples=EXAMPLES if derandomize else max(10, (frames_wanted - fuzzer.sent) // 5),
+            deadline=None, database=None,
+            derandomize=derandomize, suppress_health_check=list(HealthCheck),
+        )(fuzz)
+        if not derandomize:
+            fuzz = hypothesis_seed(seed + calls)(fuzz)
+        fuzz()
+        calls += 1
+        if derandomize:
+            break
+    fuzzer.run(fuzzer.still_usable())
+    for c in (comm, *fuzzer.watchers):
+        loop.run_until_complete(c.disconnect())
+    return fuzzer
+
+
 @pytest.mark.chaos
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("role", ["mediator", "company", "consumer"])
-def test_fuzzed_frames_are_answered_and_harmless(role, request, settings_override, plenary, mediator, company, consumers):
-    people = {"mediator": mediator, "company": company, "consumer": consumers(3)[0]}
-    fuzzing, watching = people[role], people["mediator" if role != "mediator" else "company"]
-    ids = {"members": [str(m.pk) for m in Membership.objects.all()] + ["0", "999999"]}
+def test_fuzzed_frames_are_answered_and_harmless(role, request, fast_frames, make_mediation, make_member):
+    """The bounded version, in every ``make test``: one room per role, derandomized."""
     loop = asyncio.new_event_loop()
     try:
-        comm = communicator(plenary.pk, fuzzing.user)
-        watcher = communicator(plenary.pk, watching.user)
-        for c in (comm, watcher):
-            connected, code = loop.run_until_complete(c.connect())
-            assert connected, code
-            assert json.loads(loop.run_until_complete(c.receive_from(5)))["type"] == frames.WELCOME
-        fuzzer = Fuzzer(loop, comm, watcher)
-
-        @settings(
-            max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(st.lists(frame_text(ids), min_size=1, max_size=PER_EXAMPLE))
-        def fuzz(texts):
-            for text in texts:
-                fuzzer.send(text)
-            fuzzer.run(fuzzer.still_usable())
-
-        fuzz()
-        fuzzer.run(fuzzer.still_usable())
+        with ServerExceptions() as exceptions:
+            loop.set_exception_handler(exceptions.loop_exception)
+            round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member))
+            fuzzer = fuzz_round(loop, round_, role, frames_wanted=EXAMPLES * 2, seed=0, derandomize=True)
         request.node.user_properties.append(("frames", fuzzer.sent))
         print(f"\n{role}: {fuzzer.sent} frames, answers {dict(sorted(fuzzer.answers.items()))}")
+        assert exceptions.seen == []
+        assert fuzzer.bystanders_closed == []
         assert fuzzer.sent >= EXAMPLES * 2
-        for c in (comm, watcher):
-            loop.run_until_complete(c.disconnect())
     finally:
         _stop_hub(loop)
         loop.close()
+
+
+@pytest.mark.chaos
+@pytest.mark.django_db(transaction=True)
+def test_fuzz_campaign(request, fast_frames, make_mediation, make_member):
+    """The campaign (issue 9): CAMPAIGN_FRAMES frames over rooms of FRAMES_PER_ROOM, the
+    fuzzing role turning mediator → company → consumer; each room is dropped after its
+    round. Counts what was sent, each answer by type and error code, the server's
+    exceptions and the bystanders' sockets closed, into test-artifacts/fuzz-campaign.json.
+
+    With FUZZ_WORKERS > 1 (make chaos: one per core) the frames are split between that
+    many pytest processes, each with its own database, data folder and channel prefix
+    (the harness and the server share one process and one GIL: hypothesis's drawing is
+    about half of it), and this test adds up their reports."""
+    started = time.monotonic()
+    base_seed = int(os.environ.get("PALABRE_FUZZ_SEED", random.randrange(2**32) if LONG else 0))
+    worker = os.environ.get("PALABRE_FUZZ_WORKER")
+    if worker is None and FUZZ_WORKERS > 1:
+        reports = _run_workers(base_seed, request)
+    else:
+        seed = base_seed + 10**6 * int(worker or 0)
+        reports = [_campaign(CAMPAIGN_FRAMES, seed, make_mediation, make_member)]
+    wall = time.monotonic() - started
+    answers: Counter[str] = Counter()
+    for r in reports:
+        answers.update(r["answers"])
+    report = {
+        "frames": sum(r["frames"] for r in reports),
+        "rooms": sum(r["rooms"] for r in reports),
+        "frames_by_role": dict(sum((Counter(r["frames_by_role"]) for r in reports), Counter())),
+        "processes": len(reports),
+        "wall_s": round(wall, 1),
+        "frames_per_s": round(sum(r["frames"] for r in reports) / wall, 1),
+        "answers": dict(sorted(answers.items())),
+        "errors": {k.removeprefix("error:"): v for k, v in sorted(answers.items()) if k.startswith("error:")},
+        "server_exceptions": sum(r["server_exceptions"] for r in reports),
+        "exceptions_seen": [e for r in reports for e in r["exceptions_seen"]][:20],
+        "bystander_sockets": sum(r["bystander_sockets"] for r in reports),
+        "bystanders_closed": sum(r["bystanders_closed"] for r in reports),
+        "seed": base_seed,
+        "database": connection.vendor,
+        "channel_layer": settings_module().CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+    }
+    out = Path(os.environ.get("PALABRE_FUZZ_REPORT") or ARTIFACTS / "fuzz-campaign.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\nfuzz campaign:", json.dumps(report))
+    request.node.user_properties.append(("fuzz_campaign", report))
+    assert report["server_exceptions"] == 0, report["exceptions_seen"]
+    assert report["bystanders_closed"] == 0
+    assert report["frames"] >= CAMPAIGN_FRAMES
+    assert sum(answers.values()) == report["frames"]  # every frame answered
+
+
+def settings_module():
+    from django.conf import settings as django_settings
+
+    return django_settings
+
+
+def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -> dict:
+    roles = ["mediator", "company", "consumer"]
+    totals: Counter[str] = Counter()
+    by_role: Counter[str] = Counter()
+    sent = rounds = bystanders = bystanders_closed = 0
+    loop = asyncio.new_event_loop()
+    started = time.monotonic()
+    try:
+        with ServerExceptions() as exceptions:
+            loop.set_exception_handler(exceptions.loop_exception)
+            while sent < frames_wanted:
+                role = roles[rounds % len(roles)]
+                round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member))
+                wanted = min(FRAMES_PER_ROOM, frames_wanted - sent)
+                fuzzer = fuzz_round(loop, round_, role, frames_wanted=wanted, seed=base_seed + 1000 * rounds, derandomize=False)
+                bystanders += fuzzer.bystanders
+                bystanders_closed += len(fuzzer.bystanders_closed)
+                drop_round(round_)
+                sent += fuzzer.sent
+                by_role[role] += fuzzer.sent
+                totals.update(fuzzer.answers)
+                rounds += 1
+                if LONG and rounds % 5 == 0:
+                    elapsed = time.monotonic() - started
+                    print(f"fuzz campaign: {sent} frames in {elapsed:.0f} s ({sent / elapsed:.0f}/s)", flush=True)
+    finally:
+        _stop_hub(loop)
+        loop.close()
+    return {
+        "frames": sent, "rooms": rounds, "frames_by_role": dict(by_role), "answers": dict(totals),
+        "server_exceptions": len(exceptions.seen), "exceptions_seen": exceptions.seen[:20],
+        "bystander_sockets": bystanders, "bystanders_closed": bystanders_closed,
+    }
+
+
+def _run_workers(base_seed: int, request) -> list[dict]:
+    """FUZZ_WORKERS pytest processes running this test as workers; their reports."""
+    here = Path(__file__).resolve()
+    data_dir = Path(os.environ.get("PALABRE_DATA_DIR") or tempfile.mkdtemp(prefix="palabre-fuzz-"))
+    share = -(-CAMPAIGN_FRAMES // FUZZ_WORKERS)
+    procs = []
+    for i in range(FUZZ_WORKERS):
+        env = dict(os.environ)
+        env.update(
+            PALABRE_FUZZ_WORKER=str(i), PALABRE_FUZZ_FRAMES=str(share), PALABRE_FUZZ_SEED=str(base_seed),
+            PALABRE_FUZZ_REPORT=str(data_dir / f"fuzz-worker-{i}.json"),
+            # Room ids of the workers' databases overlap: the channel groups must not.
+            PALABRE_CHANNEL_PREFIX=f"{os.environ.get('PALABRE_CHANNEL_PREFIX', 'palabre')}-fuzz{i}",
+            PALABRE_DATA_DIR=str(data_dir / f"fuzz-worker-{i}"),
+        )
+        if os.environ.get("DATABASE_URL"):
+            url = urlsplit(os.environ["DATABASE_URL"])  # pytest-django makes test_<name>_fuzz<i>
+            env["DATABASE_URL"] = urlunsplit(url._replace(path=f"{url.path}_fuzz{i}"))
+        log = open(data_dir / f"fuzz-worker-{i}.log", "w")  # noqa: SIM115 - closed below
+        procs.append((subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", f"{here}::test_fuzz_campaign"],
+            env=env, cwd=here.parents[2], stdout=log, stderr=subprocess.STDOUT,
+        ), log, env["PALABRE_FUZZ_REPORT"]))
+    reports = []
+    for proc, log, report in procs:
+        code = proc.wait()
+        log.close()
+        output = Path(log.name).read_text()
+        assert code == 0, f"fuzz worker failed ({code}):\n{output[-6000:]}"
+        reports.append(json.loads(Path(report).read_text()))
+        print(f"worker {len(reports) - 1}: {reports[-1]['frames']} frames, {reports[-1]['frames_per_s']}/s")
+    return reports
 
 
 def _stop_hub(loop) -> None:
@@ -257,10 +543,14 @@ def _stop_hub(loop) -> None:
 
 
 @pytest.fixture
-def settings_override(settings):
+def fast_frames(settings):
     # The token bucket is tested on its own: here every frame must reach the parser.
     settings.PALABRE_RATE_PER_S = 1e9
     settings.PALABRE_RATE_BURST = 10**9
+    # The deadline worker writes on its own (it scrubs a sealed ballot's rows a second after
+    # the seal): not a frame's doing, and it would read as a refused frame changing a row.
+    # No deadline passes during a run anyway (see plausible()).
+    settings.PALABRE_INPROCESS_DEADLINES = False
     return settings
 
 
