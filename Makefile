@@ -115,9 +115,11 @@ chaos: venv messages services
 		REDIS_URL=$(TEST_REDIS_URL) PALABRE_CHANNEL_PREFIX="palabre-chaos-$$$$" PALABRE_CHAOS=long \
 		$(BIN)/pytest -p no:cacheprovider --durations=20 tests -m chaos $(PYTEST_ARGS)
 
-# Dependency audit (pip-audit). A known vulnerability fails it (exit 1); a vulnerability
-# database out of reach fails it too (exit 2), which `make test` reports loudly without
-# failing unless PALABRE_AUDIT_REQUIRED=1.
+# Dependency audit (pip-audit over OSV): live api.osv.dev when reachable, else the committed
+# snapshot of the PyPA advisory database (security/advisories/) through a local OSV endpoint;
+# it prints which, and the snapshot's date. A known vulnerability fails it (exit 1), and so
+# `make test`; an audit that could not be done (exit 2) fails it too, which `make test`
+# reports loudly without failing unless PALABRE_AUDIT_REQUIRED=1.
 audit: venv
 	@scripts/audit.sh
 
