@@ -3,7 +3,6 @@ would send, it writes only to a socket with nothing queued, and what a full sock
 take stays queued ahead of every later frame."""
 
 import socket
-import threading
 
 import pytest
 from autobahn.websocket.protocol import PreparedMessage
@@ -39,14 +38,16 @@ class FakeTransport:
         self._tempDataBuffer.append(data)
         self._tempDataLen += len(data)
 
-    def flush(self):
-        """What Twisted's doWrite does once the socket is writable again."""
-        data = self.dataBuffer[self.offset :] + b"".join(self._tempDataBuffer)
-        self._tempDataBuffer, self._tempDataLen = [], 0
-        self.socket.setblocking(True)
-        self.socket.sendall(data)
-        self.socket.setblocking(False)
-        self.dataBuffer, self.offset = b"", 0
+    def flush_some(self) -> int:
+        """What Twisted's doWrite does when the socket is writable: send what it takes
+        now, without blocking, keeping the rest queued in order; the bytes sent."""
+        self.dataBuffer = self.dataBuffer[self.offset :] + b"".join(self._tempDataBuffer)
+        self._tempDataBuffer, self._tempDataLen, self.offset = [], 0, 0
+        try:
+            self.offset = self.socket.send(self.dataBuffer) if self.dataBuffer else 0
+        except BlockingIOError:
+            self.offset = 0
+        return self.offset
 
 
 class FakeProtocol:
@@ -70,23 +71,46 @@ def push(protocol, text):
         protocol.send_normally(text)
 
 
-def read_frames(sock, count):
-    reader = StreamReader()
-    sock.setblocking(True)
-    sock.settimeout(5)
-    frames = []
-    parser = None
-    while len(frames) < count:
-        if parser is None:
-            parser = Frame.parse(reader.read_exact, mask=False)
-        try:
-            next(parser)
-        except StopIteration as done:
-            frames.append(done.value)
-            parser = None
-            continue
-        reader.feed_data(sock.recv(1 << 16))
-    return frames
+class FrameReader:
+    """The client's end, read without blocking: every complete frame so far."""
+
+    def __init__(self, sock):
+        self.sock, self.reader, self.frames = sock, StreamReader(), []
+        self.parser = None
+        sock.setblocking(False)
+
+    def read_available(self) -> int:
+        """Reads what the socket holds now and parses it; the bytes read."""
+        got = 0
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                break
+            assert data, "the server's end was closed"
+            self.reader.feed_data(data)
+            got += len(data)
+        while True:
+            if self.parser is None:
+                self.parser = Frame.parse(self.reader.read_exact, mask=False)
+            try:
+                next(self.parser)
+            except StopIteration as done:
+                self.frames.append(done.value)
+                self.parser = None
+                continue
+            return got
+
+
+def pump(protocol, client, count: int) -> list:
+    """Turns of an event loop, in one thread: the server's transport sends what the socket
+    takes, the client reads what arrived, until ``count`` frames are read. No thread, no
+    timeout: a turn where neither side moves a byte fails at once instead of waiting."""
+    reader = FrameReader(client)
+    while len(reader.frames) < count:
+        moved = protocol.transport.flush_some() + reader.read_available()
+        assert moved or len(reader.frames) >= count, f"stuck after {len(reader.frames)} of {count} frames"
+    return reader.frames
 
 
 @pytest.fixture
@@ -109,7 +133,7 @@ def test_frames_reach_a_reader_intact_and_in_order(pair):
     for text in texts:
         push(protocol, text)
     assert protocol.normal_path == []  # a reader keeping up: every frame took the fast lane
-    frames = read_frames(client, len(texts))
+    frames = pump(protocol, client, len(texts))
     assert [f.opcode for f in frames] == [Opcode.TEXT] * len(texts)
     assert all(f.fin for f in frames)
     assert [f.data.decode() for f in frames] == texts
@@ -127,11 +151,9 @@ def test_a_slow_reader_gets_the_normal_path_behind_its_backlog_in_order(pair):
     assert protocol.normal_path == texts[len(texts) - len(protocol.normal_path) :]
     assert 0 < len(protocol.normal_path) < len(texts)
     assert not transport.write_now(protocol, transport.prepare("later"))
-    flusher = threading.Thread(target=protocol.transport.flush)  # blocks until read
-    flusher.start()
-    frames = read_frames(client, len(texts))
-    flusher.join(5)
+    frames = pump(protocol, client, len(texts))
     assert [f.data.decode() for f in frames] == texts
+    assert transport.backlog_bytes(protocol) == 0
 
 
 def test_nothing_is_written_to_a_socket_that_is_not_open(pair):
