@@ -2,6 +2,9 @@
 // {"error": {"code", "message"}}.
 import { gettext } from "./i18n.js";
 
+// PALABRE_UPLOAD_MAX_FILES: the documents one request may carry; more go one by one.
+export const FILES_PER_REQUEST = 4;
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -26,10 +29,11 @@ async function csrfToken() {
   return answer.csrftoken;
 }
 
-async function request(path, { method = "GET", body } = {}) {
+async function request(path, { method = "GET", body, form } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
     headers["X-CSRFToken"] = await csrfToken();
+    // A FormData body sets its own multipart Content-Type, boundary included.
     if (body !== undefined) headers["Content-Type"] = "application/json";
   }
   let response;
@@ -38,7 +42,7 @@ async function request(path, { method = "GET", body } = {}) {
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: form !== undefined ? form : body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "network", gettext("The server cannot be reached. Check your connection."));
@@ -52,7 +56,11 @@ async function request(path, { method = "GET", body } = {}) {
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || `http_${response.status}`, error.message || gettext("The server refused the request."));
+    const apiError = new ApiError(response.status, error.code || `http_${response.status}`, error.message || gettext("The server refused the request."));
+    // What else the error names: the member a decision failed on, when to retry.
+    apiError.memberId = error.member_id ?? null;
+    apiError.retryAfterMs = error.retry_after_ms ?? null;
+    throw apiError;
   }
   return data;
 }
@@ -73,7 +81,29 @@ export const api = {
   logout: () => request("/api/v1/auth/logout", { method: "POST", body: {} }),
   mediations: () => request("/api/v1/mediations"),
   mediation: (id) => request(`/api/v1/mediations/${encodeURIComponent(id)}`),
-  register: (id) => request(`/api/v1/mediations/${encodeURIComponent(id)}/register`, { method: "POST", body: {} }),
+  /** Answers and files go as multipart (the server takes FILES_PER_REQUEST at most). */
+  register: (id, answers = null, files = []) => {
+    const path = `/api/v1/mediations/${encodeURIComponent(id)}/register`;
+    if (!answers && files.length === 0) return request(path, { method: "POST", body: {} });
+    const form = new FormData();
+    form.append("answers", JSON.stringify(answers || {}));
+    for (const file of files) form.append("documents", file, file.name);
+    return request(path, { method: "POST", form });
+  },
+  registration: (id) => request(`/api/v1/mediations/${encodeURIComponent(id)}/registration`),
+  addDocument: (id, file) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return request(`/api/v1/mediations/${encodeURIComponent(id)}/registration/documents`, { method: "POST", form });
+  },
+  registrations: (id, { status = "pending", after = null, limit = 50 } = {}) => {
+    const params = new URLSearchParams({ status, limit: String(limit) });
+    if (after) params.set("after", after);
+    return request(`/api/v1/mediations/${encodeURIComponent(id)}/registrations?${params}`);
+  },
+  decide: (id, decisions) => request(`/api/v1/mediations/${encodeURIComponent(id)}/registrations/decide`, { method: "POST", body: { decisions } }),
+  advance: (id, phase) => request(`/api/v1/mediations/${encodeURIComponent(id)}/advance`, { method: "POST", body: { phase } }),
+  setNotices: (id, enabled) => request(`/api/v1/mediations/${encodeURIComponent(id)}/notices`, { method: "POST", body: { enabled } }),
   rooms: (mediationId) => request(`/api/v1/mediations/${encodeURIComponent(mediationId)}/rooms`),
   members: (mediationId, { q = "", after = null, limit = 100 } = {}) => {
     const params = new URLSearchParams({ limit: String(limit) });

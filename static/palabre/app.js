@@ -5,6 +5,8 @@ import { api, cookie } from "./api.js";
 import { append, h, clear, field, liveRegion, say } from "./dom.js";
 import { format, formatDateTime, formatPercent, gettext, phaseLabel, roleLabel } from "./i18n.js";
 import { errorText } from "./messages.js";
+import { RegistrationQueue } from "./queue.js";
+import { asksSomething, registrationForm, registrationStatus, uploadErrorText } from "./registration.js";
 import { RoomPage } from "./room.js";
 
 const main = document.getElementById("app");
@@ -84,42 +86,100 @@ function mediationFacts(mediation) {
   return h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }
 
-/** What a person can do about one mediation: enter, wait, or register. */
-function membershipActions(me, mediation, detail) {
-  const box = h("div", { class: "actions" });
+/** What a person can do about one mediation: enter, wait, register, or read why not.
+ * `full` (the mediation's own page): the consumer's registration in full, the
+ * mediator's queue of registrations. */
+function membershipActions(me, mediation, detail, { full = false } = {}) {
+  const box = h("div", { class: "membership" });
+  const actions = h("div", { class: "actions" });
   const status = liveRegion("form-status");
-  const render = (info) => {
-    box.replaceChildren();
-    if (info && info.my_role && info.my_status !== "pending") {
-      box.append(
-        h("p", { class: "member-of" }, format(gettext("You take part as: %(role)s."), { role: roleLabel(info.my_role) })),
+  const extra = h("div", { class: "membership-detail" });
+  box.append(actions, status, extra);
+
+  const refresh = async ({ message = null, kind = "ok" } = {}) => {
+    let fresh = null;
+    try {
+      fresh = await api.mediation(mediation.id);
+    } catch (error) {
+      say(status, errorText(error), "error");
+      return;
+    }
+    Object.assign(mediation, fresh);
+    await render(fresh);
+    if (message) say(status, message, kind);
+    actions.querySelector("a, button")?.focus();
+  };
+
+  const registerButton = () => {
+    const register = h("button", { type: "button", class: "primary register" }, gettext("Register"));
+    register.setAttribute("aria-label", format(gettext("Register for %(title)s"), { title: mediation.title }));
+    register.addEventListener("click", async () => {
+      if (asksSomething(detail || mediation)) {
+        // The mediation asks for answers or documents: the form, in place.
+        register.hidden = true;
+        const form = registrationForm(detail || mediation, {
+          onRegistered: (answer, { keepMessage = false } = {}) => {
+            const message = !answer
+              ? null
+              : answer.status === "admitted"
+                ? gettext("You are registered: you may enter the room.")
+                : gettext("Registration received: the mediator will approve it.");
+            refresh(keepMessage ? {} : { message });
+          },
+          onCancel: () => {
+            form.remove();
+            register.hidden = false;
+            register.focus();
+          },
+        });
+        extra.replaceChildren(form);
+        form.querySelector("input, textarea")?.focus();
+        return;
+      }
+      register.disabled = true;
+      try {
+        const answer = await api.register(mediation.id);
+        await refresh({
+          message: answer.status === "admitted" ? gettext("You are registered: you may enter the room.") : gettext("Registration received: the mediator will approve it."),
+        });
+      } catch (error) {
+        register.disabled = false;
+        if (error.status === 409) await refresh();
+        else if (error.status === 410) say(status, gettext("Registration is closed for this mediation."), "error");
+        else say(status, uploadErrorText(error), "error");
+      }
+    });
+    return register;
+  };
+
+  const render = async (info) => {
+    detail = info || detail;
+    actions.replaceChildren();
+    extra.replaceChildren();
+    const role = info && info.my_role;
+    const memberStatus = info && info.my_status;
+    if (role && memberStatus === "admitted") {
+      actions.append(
+        h("p", { class: "member-of" }, format(gettext("You take part as: %(role)s."), { role: roleLabel(role) })),
         h("a", { class: "button primary enter", href: `/rooms/${info.plenary_room_id}/` }, gettext("Enter the room")),
       );
-    } else if (info && info.my_status === "pending") {
-      box.append(h("p", { class: "pending" }, gettext("Your registration is waiting for the mediator's approval.")));
+      if (role === "mediator" && !full) {
+        actions.append(h("a", { class: "button manage-registrations", href: `/mediations/${mediation.id}/#registrations` }, gettext("Registrations")));
+      }
+    } else if (memberStatus === "pending") {
+      actions.append(h("p", { class: "pending" }, gettext("Your registration is waiting for the mediator's approval.")));
+    } else if (memberStatus === "refused") {
+      actions.append(h("p", { class: "refused" }, gettext("Your registration was refused.")));
+      if (!full) actions.append(h("a", { class: "see-why", href: `/mediations/${mediation.id}/` }, gettext("See the mediator's reason")));
     } else if (!me) {
-      box.append(h("p", {}, gettext("Sign in to register.")));
-    } else if (mediation.phase === "registration" || mediation.phase === "dialogue") {
-      const register = h("button", { type: "button", class: "primary register" }, gettext("Register"));
-      register.setAttribute("aria-label", format(gettext("Register for %(title)s"), { title: mediation.title }));
-      register.addEventListener("click", async () => {
-        register.disabled = true;
-        try {
-          const answer = await api.register(mediation.id);
-          const fresh = await api.mediation(mediation.id);
-          render(fresh);
-          say(status, answer.status === "admitted" ? gettext("You are registered: you may enter the room.") : gettext("Registration received: the mediator will approve it."), "ok");
-          box.querySelector("a, button")?.focus();
-        } catch (error) {
-          register.disabled = false;
-          if (error.status === 409) render(await api.mediation(mediation.id));
-          else if (error.status === 410) say(status, gettext("Registration is closed for this mediation."), "error");
-          else say(status, errorText(error), "error");
-        }
-      });
-      box.append(register);
+      actions.append(h("p", {}, gettext("Sign in to register.")));
+    } else if (info ? info.registration && info.registration.open : ["registration", "dialogue"].includes(mediation.phase)) {
+      actions.append(registerButton());
     }
-    box.append(status);
+    if (full && role === "consumer") {
+      const mine = await registrationStatus(info);
+      if (mine) extra.append(mine);
+    }
   };
   render(detail);
   return box;
@@ -171,10 +231,12 @@ async function renderMediation(me, mediationId) {
       mediationFacts(mediation),
       mediation.description ? [h("h2", {}, gettext("The dispute")), h("p", { class: "prose" }, mediation.description)] : null,
       mediation.objective ? [h("h2", {}, gettext("The objective")), h("p", { class: "prose" }, mediation.objective)] : null,
-      membershipActions(me, mediation, mediation),
+      membershipActions(me, mediation, mediation, { full: true }),
     ]),
+    mediation.my_role === "mediator" && mediation.my_status === "admitted" ? new RegistrationQueue(mediation).element : null,
     me ? null : loginForm(gettext("Sign in to register.")),
   ]);
+  if (location.hash === "#registrations") document.getElementById("registrations")?.scrollIntoView();
 }
 
 // --- boot -----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ const dateTime = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle:
 const timeOnly = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
 const euros = new Intl.NumberFormat(lang, { style: "currency", currency: "EUR" });
 const percent = new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 2 });
+const kilobytes = new Intl.NumberFormat(lang, { style: "unit", unit: "kilobyte", maximumFractionDigits: 0 });
+const megabytes = new Intl.NumberFormat(lang, { style: "unit", unit: "megabyte", maximumFractionDigits: 1 });
 
 export function formatDateTime(iso) {
   return dateTime.format(new Date(iso));
@@ -39,6 +41,11 @@ export function formatMessageTime(iso) {
 
 export function formatEuros(cents) {
   return euros.format(cents / 100);
+}
+
+/** A file's size: "12 kB", "1.4 MB" (in the page's language). */
+export function formatBytes(size) {
+  return size < 1024 * 1024 ? kilobytes.format(Math.max(1, Math.round(size / 1024))) : megabytes.format(size / (1024 * 1024));
 }
 
 export function formatPercent(decimalString) {
@@ -65,6 +72,19 @@ export function roleLabel(role) {
       return gettext("Consumer");
     default:
       return role;
+  }
+}
+
+export function statusLabel(status) {
+  switch (status) {
+    case "pending":
+      return gettext("Waiting for the mediator");
+    case "admitted":
+      return gettext("Admitted");
+    case "refused":
+      return gettext("Refused");
+    default:
+      return status;
   }
 }
 
