@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from rooms.broadcast import DIRECT_GROUP, room_group
+from rooms.broadcast import DIRECT_GROUP, Outbox, room_group
 from rooms.transport import prepare
 
 logger = logging.getLogger("palabre.hub")
@@ -52,6 +52,7 @@ class Hub:
             channel = await self.layer.new_channel("palabre.hub.")
             self.channel = channel
             await self._subscribe(DIRECT_GROUP)
+            self._tasks.append(asyncio.create_task(Outbox(asyncio.get_running_loop()).run(), name="palabre-outbox"))
             self._tasks.append(asyncio.create_task(self._read(), name="palabre-hub-reader"))
             self._tasks.append(asyncio.create_task(self._renew(), name="palabre-hub-renew"))
             if settings.PALABRE_INPROCESS_DEADLINES:

@@ -174,7 +174,7 @@ async def test_the_worker_closes_and_pushes_to_both_processes(wire_backend, two)
     assert "mediations_close_due=1" in out
     for sock in (on_a, on_b):
         closed = await sock.recv_until("room.closed", timeout=5)
-        assert (closed["seq"], closed["reason"]) == (1, "deadline")
+        assert (closed["seq"], closed["reason"]) == (2, "deadline")  # after mediation.phase, seq 1
         await sock.send({"type": "chat.send", "body": "trop tard", "ref": "late"})
         error = await sock.recv_until("error")
         assert (error["code"], error["ref"]) == ("room_closed", "late")
