@@ -75,7 +75,7 @@ EXAMPLES = 400
 PER_EXAMPLE = 12
 # The campaign: make chaos (PALABRE_CHAOS=long) sends 100,000 frames; make test a few rounds.
 CAMPAIGN_FRAMES = int(os.environ.get("PALABRE_FUZZ_FRAMES", 100_000 if LONG else 1_500))
-FRAMES_PER_ROOM = 2_000 if LONG else 500
+FRAMES_PER_ROOM = 2_000 if LONG else 300
 FUZZ_WORKERS = int(os.environ.get("PALABRE_FUZZ_WORKERS", (os.cpu_count() or 1) if LONG else 1))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -302,7 +302,9 @@ class Round:
     users: list
 
 
-def make_round(make_mediation, make_member) -> Round:
+def make_round(make_mediation, make_member, role: str = "mediator") -> Round:
+    """``late_consumer``: a consumer admitted after the ballot opened (not eligible), and
+    muted; ``closed_mediator``: the mediator of a mediation closed before the round."""
     from ballots import services as ballot_services
     from ballots.models import Offer
     from rooms.models import Role
@@ -315,10 +317,17 @@ def make_round(make_mediation, make_member) -> Round:
     offered = ballot_services.offer_submit(member=company, room_id=plenary.pk, title="Offre", terms="Remboursement", amount_cents=4200)
     offer = Offer.objects.get(pk=offered["offer"]["id"])
     opened = ballot_services.ballot_open(mediator=mediator, offer=offer, closes_at=timezone.now() + timedelta(hours=2))
-    members = [mediator, company, *consumers, elsewhere]
+    late = make_member(mediation, Role.CONSUMER)
+    services.member_mute(member_id=mediator.pk, room_id=plenary.pk, target_id=late.pk, until=None)
+    if role == "closed_mediator":
+        services.mediation_close(mediation=mediation, reason="expired")
+    members = [mediator, company, *consumers, late, elsewhere]
     return Round(
         room_id=plenary.pk,
-        people={"mediator": mediator, "company": company, "consumer": consumers[0], "consumer2": consumers[1]},
+        people={
+            "mediator": mediator, "company": company, "consumer": consumers[0], "consumer2": consumers[1],
+            "late_consumer": late, "closed_mediator": mediator,
+        },
         ids={"members": [str(m.pk) for m in members] + ["0", "999999"], "offer": offer.pk, "ballot": int(opened["ballot"]["id"])},
         mediations=[mediation.pk, elsewhere.mediation_id],
         users=[m.user_id for m in members],
@@ -332,7 +341,11 @@ def drop_round(round_: Round) -> None:
     get_user_model().objects.filter(pk__in=round_.users).delete()
 
 
-WATCHING = {"mediator": ["company", "consumer"], "company": ["mediator", "consumer"], "consumer": ["mediator", "consumer2"]}
+WATCHING = {
+    "mediator": ["company", "consumer"], "company": ["mediator", "consumer"], "consumer": ["mediator", "consumer2"],
+    "late_consumer": ["mediator", "consumer"], "closed_mediator": ["company", "consumer"],
+}
+ROLES = list(WATCHING)
 
 
 async def _open(room_id, membership):
@@ -384,14 +397,14 @@ def fuzz_round(loop, round_: Round, role: str, *, frames_wanted: int, seed: int,
 
 @pytest.mark.chaos
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("role", ["mediator", "company", "consumer"])
+@pytest.mark.parametrize("role", ROLES)
 def test_fuzzed_frames_are_answered_and_harmless(role, request, fast_frames, make_mediation, make_member):
     """The bounded version, in every ``make test``: one room per role, derandomized."""
     loop = asyncio.new_event_loop()
     try:
         with ServerExceptions() as exceptions:
             loop.set_exception_handler(exceptions.loop_exception)
-            round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member))
+            round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member, role))
             fuzzer = fuzz_round(loop, round_, role, frames_wanted=EXAMPLES * 2, seed=0, derandomize=True)
         request.node.user_properties.append(("frames", fuzzer.sent))
         print(f"\n{role}: {fuzzer.sent} frames, answers {dict(sorted(fuzzer.answers.items()))}")
@@ -407,7 +420,8 @@ def test_fuzzed_frames_are_answered_and_harmless(role, request, fast_frames, mak
 @pytest.mark.django_db(transaction=True)
 def test_fuzz_campaign(request, fast_frames, make_mediation, make_member):
     """The campaign (issue 9): CAMPAIGN_FRAMES frames over rooms of FRAMES_PER_ROOM, the
-    fuzzing role turning mediator → company → consumer; each room is dropped after its
+    fuzzing role turning mediator → company → consumer → late consumer → mediator of a closed
+    mediation (ROLES); each room is dropped after its
     round. Counts what was sent, each answer by type and error code, the server's
     exceptions and the bystanders' sockets closed, into test-artifacts/fuzz-campaign.json.
 
@@ -462,7 +476,7 @@ def settings_module():
 
 
 def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -> dict:
-    roles = ["mediator", "company", "consumer"]
+    roles = ROLES
     totals: Counter[str] = Counter()
     by_role: Counter[str] = Counter()
     sent = rounds = bystanders = bystanders_closed = 0
@@ -473,7 +487,7 @@ def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -
             loop.set_exception_handler(exceptions.loop_exception)
             while sent < frames_wanted:
                 role = roles[rounds % len(roles)]
-                round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member))
+                round_ = loop.run_until_complete(sync_to_async(make_round)(make_mediation, make_member, role))
                 wanted = min(FRAMES_PER_ROOM, frames_wanted - sent)
                 fuzzer = fuzz_round(loop, round_, role, frames_wanted=wanted, seed=base_seed + 1000 * rounds, derandomize=False)
                 bystanders += fuzzer.bystanders
