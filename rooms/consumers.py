@@ -23,7 +23,8 @@ from django.utils.translation import gettext as _
 
 from crypto.errors import CryptoError
 from rooms import frames, services
-from rooms.actions import ACTIONS, AFTER_ACTIONS, Conn
+from rooms.actions import ACTIONS, AFTER_ACTIONS, BATCHED_ACTIONS, Conn
+from rooms.batcher import batcher
 from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
@@ -190,6 +191,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 await self.send_frame({"type": frames.PONG, "ref": ref})
             elif kind == frames.SYNC:
                 await self.sync(frame, ref)
+            elif isinstance(kind, str) and kind in BATCHED_ACTIONS:
+                replies = await batcher(kind).submit((self.conn, frame, ref, self.language))
+                for reply in replies:
+                    await self.send_frame(reply)
             elif isinstance(kind, str) and kind in ACTIONS:
                 replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
                 for reply in replies:

@@ -64,35 +64,51 @@ def append(
 ) -> dict:
     """Appends one event and returns its frame. Must run inside ``transaction.atomic``:
     the room row stays locked until the caller commits."""
+    entry = {"type": type, "data": data, "secret": secret, "author_id": author_id}
+    return append_many(room_id=room_id, entries=[entry])[0]
+
+
+def append_many(*, room_id: int, entries: list[dict]) -> list[dict]:
+    """Appends several events to one room in one seq allocation and one INSERT, and
+    returns their frames in order; each entry holds ``append``'s keyword arguments but
+    the room. Same contract as ``append``: inside ``transaction.atomic``."""
     table = Room._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
+            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s "
             "RETURNING last_seq, wrapped_key, master_key_id",
-            [room_id],
+            [len(entries), room_id],
         )
-        seq, wrapped, key_id = cursor.fetchone()
+        last, wrapped, key_id = cursor.fetchone()
     at = timezone.now()
-    ciphertext = None
-    if secret:
-        if wrapped is None:
-            raise CryptoError("this room's key is shredded: nothing can be written to it")
-        key = _data_key(key_id, bytes(wrapped))
-        plaintext = json.dumps(secret, ensure_ascii=False, separators=(",", ":"))
-        ciphertext = aead.encrypt(
-            key, plaintext, aad=aead.associated_data(room_id=str(room_id), seq=seq, event_type=type)
+    events, merged = [], []
+    for seq, entry in enumerate(entries, start=last - len(entries) + 1):
+        secret = entry.get("secret")
+        ciphertext = None
+        if secret:
+            if wrapped is None:
+                raise CryptoError("this room's key is shredded: nothing can be written to it")
+            key = _data_key(key_id, bytes(wrapped))
+            plaintext = json.dumps(secret, ensure_ascii=False, separators=(",", ":"))
+            ciphertext = aead.encrypt(
+                key, plaintext, aad=aead.associated_data(room_id=str(room_id), seq=seq, event_type=entry["type"])
+            )
+        events.append(
+            Event(
+                room_id=room_id,
+                seq=seq,
+                type=entry["type"],
+                at=at,
+                author_id=entry.get("author_id"),
+                data=entry["data"],
+                ciphertext=ciphertext,
+                secret_fields=_paths(secret) if secret else [],
+            )
         )
-    event = Event.objects.create(
-        room_id=room_id,
-        seq=seq,
-        type=type,
-        at=at,
-        author_id=author_id,
-        data=data,
-        ciphertext=ciphertext,
-        secret_fields=_paths(secret) if secret else [],
-    )
-    return _frame(event, merged=_merge(data, secret or {}))
+        merged.append(_merge(entry["data"], secret or {}))
+    # Both engines return the new primary keys (PostgreSQL; SQLite >= 3.35).
+    Event.objects.bulk_create(events)
+    return [_frame(event, merged=m) for event, m in zip(events, merged, strict=True)]
 
 
 def event_frame(event: Event, data_key: bytes | None) -> dict:

@@ -1,0 +1,71 @@
+"""Group commit for the busiest action, chat (DESIGN.md, "Real time and scale").
+
+A daphne does all its database work on one thread. Message by message, each chat frame
+cost a thread hop, two reads and a transaction of its own, and at a few hundred messages
+a second the thread was the bottleneck (BENCHMARKS.md, many small rooms). Here frames
+of a batched type wait while the thread is busy with the previous batch and then go
+together: one hop, one transaction (``rooms.services.messages_post``). An idle process
+sends a lone frame at once, so nothing waits that did not have to; a busy one writes
+more per commit instead of queueing longer. Each frame still gets its own answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+
+from rooms.actions import BATCHED_ACTIONS, BatchItem
+
+MAX_BATCH = 200
+
+
+class Batcher:
+    def __init__(self, handler):
+        self.handler = handler
+        self.pending: list[tuple[BatchItem, asyncio.Future]] = []
+        self.draining = False
+
+    async def submit(self, item: BatchItem):
+        """The item's replies; raises its ActionError, or the batch's database error."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                try:
+                    results = await database_sync_to_async(self.handler)([item for item, _ in batch])
+                except BaseException as error:  # noqa: BLE001 - each waiter gets the batch's failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    if isinstance(error, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.draining = False
+
+
+_batchers: dict[tuple[int, str], Batcher] = {}
+
+
+def batcher(kind: str) -> Batcher:
+    """The batcher of ``kind`` for the running event loop."""
+    key = (id(asyncio.get_running_loop()), kind)
+    found = _batchers.get(key)
+    if found is None:
+        found = _batchers[key] = Batcher(BATCHED_ACTIONS[kind])
+    return found
