@@ -218,6 +218,7 @@ class Fuzzer:
         self.loop, self.comm, self.watchers = loop, comm, watchers
         self.sent = 0
         self.answers: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # frames sent, by their "type"
         self.watched_seq = {id(w): self.welcome_seq(w) for w in watchers}
         self.bystanders = len(watchers)
         self.bystanders_closed: list[dict] = []
@@ -253,6 +254,9 @@ class Fuzzer:
         except Exception as error:  # the consumer raised, or fell silent: name the frame
             raise AssertionError(f"server failed on frame {text[:500]!r}") from error
         self.sent += 1
+        kind = parsed.get("type") if isinstance(parsed, dict) else None
+        known = isinstance(kind, str) and kind in FIELDS
+        self.kinds[kind if known else "other type" if isinstance(parsed, dict) else "unreadable or not an object"] += 1
         key = frame["type"] if frame["type"] != frames.ERROR else f"error:{frame['code']}"
         self.answers[key] += 1
         assert frame.get("ref") == ref, (text[:200], frame)
@@ -445,6 +449,7 @@ def test_fuzz_campaign(request, fast_frames, make_mediation, make_member):
         "frames": sum(r["frames"] for r in reports),
         "rooms": sum(r["rooms"] for r in reports),
         "frames_by_role": dict(sum((Counter(r["frames_by_role"]) for r in reports), Counter())),
+        "frames_by_type": dict(sum((Counter(r["frames_by_type"]) for r in reports), Counter()).most_common()),
         "processes": len(reports),
         "wall_s": round(wall, 1),
         "frames_per_s": round(sum(r["frames"] for r in reports) / wall, 1),
@@ -467,6 +472,7 @@ def test_fuzz_campaign(request, fast_frames, make_mediation, make_member):
     assert report["bystanders_closed"] == 0
     assert report["frames"] >= CAMPAIGN_FRAMES
     assert sum(answers.values()) == report["frames"]  # every frame answered
+    assert set(FIELDS) <= set(report["frames_by_type"])  # every client frame type was sent
 
 
 def settings_module():
@@ -478,6 +484,7 @@ def settings_module():
 def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -> dict:
     roles = ROLES
     totals: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     by_role: Counter[str] = Counter()
     sent = rounds = bystanders = bystanders_closed = 0
     loop = asyncio.new_event_loop()
@@ -496,6 +503,7 @@ def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -
                 sent += fuzzer.sent
                 by_role[role] += fuzzer.sent
                 totals.update(fuzzer.answers)
+                kinds.update(fuzzer.kinds)
                 rounds += 1
                 if LONG and rounds % 5 == 0:
                     elapsed = time.monotonic() - started
@@ -505,6 +513,7 @@ def _campaign(frames_wanted: int, base_seed: int, make_mediation, make_member) -
         loop.close()
     return {
         "frames": sent, "rooms": rounds, "frames_by_role": dict(by_role), "answers": dict(totals),
+        "frames_by_type": dict(kinds),
         "server_exceptions": len(exceptions.seen), "exceptions_seen": exceptions.seen[:20],
         "bystander_sockets": bystanders, "bystanders_closed": bystanders_closed,
     }
