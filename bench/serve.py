@@ -10,8 +10,13 @@ Usage: ``python -m bench.serve <daphne arguments>``.
 """
 
 import gc
+import os
 import signal
 import sys
+
+# The variants start from Python's collector, as before project/runtime.py tuned it at
+# start: SIGUSR2 switches the tuning on and off on the same sockets.
+os.environ["PALABRE_GC_GEN0_THRESHOLD"] = "0"
 
 import rooms.transport as transport
 

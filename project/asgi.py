@@ -1,10 +1,12 @@
 """ASGI entry point, as Channels' docs lay it out: Django's HTTP application first (it
-sets Django up), then WebSocket routes behind the origin check and the session.
+sets Django up), then WebSocket routes behind the origin check, with their cookies.
 
-The socket's user is resolved by Django's ``auth.get_user`` in the consumer's handshake,
-in the same database hop as its room membership (rooms.services.room_entry), rather than
-by ``AuthMiddlewareStack``, whose user lookup is a thread hop and a database connection
-of its own per handshake: a third of a handshake's server CPU (BENCHMARKS.md)."""
+The socket's session and user are read by Django's own ``SessionStore`` and
+``auth.get_user`` in the consumer's handshake, in the same database hop as its room
+membership (rooms.services.room_entry), rather than by ``AuthMiddlewareStack``: its user
+lookup was a thread hop and a database connection of its own per handshake (a third of a
+handshake's server CPU), and its session wrapper ran on every frame sent, to save a
+session that a socket never changes (BENCHMARKS.md)."""
 
 import os
 
@@ -15,13 +17,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from channels.sessions import SessionMiddlewareStack  # noqa: E402
+from channels.sessions import CookieMiddleware  # noqa: E402
 
+from project.runtime import tune_process  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
+
+tune_process()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(SessionMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(CookieMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -335,3 +335,7 @@ LOGGING = {
 PALABRE_REGISTER_RATE = env.str("PALABRE_REGISTER_RATE", default="20/h")
 PALABRE_DOCUMENT_UPLOAD_RATE = env.str("PALABRE_DOCUMENT_UPLOAD_RATE", default="30/h")
 RATELIMIT_USE_CACHE = "default"
+
+# The garbage collector's youngest-generation threshold in each daphne process
+# (project/runtime.py: why, and what it is worth); 0 leaves Python's default (700).
+PALABRE_GC_GEN0_THRESHOLD = env.int("PALABRE_GC_GEN0_THRESHOLD", default=50_000)

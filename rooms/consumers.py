@@ -29,7 +29,7 @@ from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
-from rooms.transport import backlog_bytes, daphne_protocol, is_open, write_now
+from rooms.transport import backlog_bytes, daphne_protocol, is_open, prepare, write_now
 from rooms.validate import integer
 
 logger = logging.getLogger("palabre.consumer")
@@ -123,7 +123,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        found = await database_sync_to_async(services.room_entry)(session=self.scope["session"], room_id=room_id)
+        session_key = (self.scope.get("cookies") or {}).get(settings.SESSION_COOKIE_NAME)
+        found = await database_sync_to_async(services.room_entry)(session_key=session_key, room_id=room_id)
         hub = get_hub()
         if found is None:
             await self.close(code=frames.CLOSE_FORBIDDEN)
@@ -226,7 +227,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- frames to the client -----------------------------------------------------------
 
     async def send_frame(self, frame: dict) -> None:
-        await self.push(dumps(frame))
+        """A frame to this socket alone (ack, receipt, error, sync pages): straight to the
+        socket when nothing is queued for it, as broadcasts go (rooms.transport)."""
+        text = dumps(frame)
+        if not self.push_now(prepare(text)):
+            await self.push(text)
 
     async def send_error(self, ref, code: str, message: str, **extra) -> None:
         await self.send_frame({"type": frames.ERROR, "ref": ref, "code": code, "message": str(message), **extra})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -61,10 +62,14 @@ def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     return room, member
 
 
-def room_entry(*, session, room_id) -> tuple[Room, Membership] | None:
+def room_entry(*, session_key: str | None, room_id) -> tuple[Room, Membership] | None:
     """A socket's handshake in one database trip (one ``database_sync_to_async`` hop):
-    the session's user, checked by Django's own ``auth.get_user`` (session hash
-    included), then the room and the membership it may enter."""
+    the session (Django's configured ``SessionStore``), its user checked by Django's own
+    ``auth.get_user`` (session hash included), then the room and the membership it may
+    enter."""
+    if not session_key:
+        return None
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = auth.get_user(SimpleNamespace(session=session))
     return room_membership(user=user, room_id=room_id)
 

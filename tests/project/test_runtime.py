@@ -1,0 +1,32 @@
+"""project/runtime.py: a daphne process starts with the collector tuned (BENCHMARKS.md)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = "import gc, json, project.asgi; print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count()]))"
+
+
+def started(tmp_path, **env) -> list[int]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("env", "threshold", "frozen"), [({}, 50_000, True), ({"PALABRE_GC_GEN0_THRESHOLD": "0"}, 700, False)])
+def test_the_asgi_application_tunes_the_collector_once_django_is_set_up(tmp_path, env, threshold, frozen):
+    gen0, freeze_count = started(tmp_path, **env)
+    assert gen0 == threshold
+    assert (freeze_count > 10_000) is frozen
