@@ -109,6 +109,8 @@ bench: venv messages services
 # The reliability campaigns (RELIABILITY.md) at full size: PALABRE_CHAOS=long turns each
 # `chaos` test from its bounded `make test` size to its long one (100,000 fuzzed frames,
 # the 10-minute soak of 2,000 sockets, ...). `make test` runs the same tests, bounded.
+# One campaign only: `make chaos PYTEST_ARGS="-k fuzz_campaign"` (the fuzz spreads over one
+# pytest process per core; PALABRE_FUZZ_FRAMES, PALABRE_FUZZ_WORKERS).
 chaos: venv messages services
 	@data=$$(mktemp -d -t palabre-chaos.XXXXXX); trap 'rm -rf "$$data"' EXIT; \
 	$(CLEAN_ENV) PALABRE_DATA_DIR="$$data" DATABASE_URL=$(TEST_DATABASE_URL) \

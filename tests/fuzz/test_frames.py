@@ -71,7 +71,7 @@ FIELDS = {
 }
 DIRECT = {frames.ERROR, frames.ACK, frames.PONG, frames.SYNCED, frames.CAUCUS_OPENED, frames.VOTE_RECEIPT}
 # The bounded per-role tests (every make test): lists of frames drawn, derandomized.
-EXAMPLES = 400
+EXAMPLES = 250
 PER_EXAMPLE = 12
 # The campaign: make chaos (PALABRE_CHAOS=long) sends 100,000 frames; make test a few rounds.
 CAMPAIGN_FRAMES = int(os.environ.get("PALABRE_FUZZ_FRAMES", 100_000 if LONG else 1_500))
