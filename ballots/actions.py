@@ -10,12 +10,12 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from ballots import services
 from rooms import frames, validate
-from rooms.actions import Conn, ack, action, after_action
+from rooms.actions import BatchItem, Conn, ack, action, after_action, batched_action
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
@@ -59,13 +59,35 @@ def ballot_close(conn: Conn, frame: dict, ref) -> list[dict]:
 
 @action(frames.VOTE_CAST)
 def vote_cast(conn: Conn, frame: dict, ref) -> list[dict]:
-    ballot_id = validate.identifier(frame, "ballot_id")
-    choice = validate.string(frame, "choice", max_len=16)
-    if choice not in services.Choice.values:
-        raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
-    member, ballot = services.check_vote(member_id=conn.member_id, room_id=conn.room_id, ballot_id=ballot_id)
-    receipt = services.vote_cast(member=member, ballot=ballot, choice=choice)
-    return [{"type": frames.VOTE_RECEIPT, "ref": ref, "ballot_id": str(ballot.pk), "receipt": receipt}]
+    result = vote_cast_many([(conn, frame, ref, None)])[0]
+    if isinstance(result, ActionError):
+        raise result
+    return result
+
+
+@batched_action(frames.VOTE_CAST)
+def vote_cast_many(items: list[BatchItem]) -> list[list[dict] | ActionError]:
+    results: list = [None] * len(items)
+    casts, indexes = [], []
+    for i, (conn, frame, _ref, language) in enumerate(items):
+        try:
+            with translation.override(language or translation.get_language()):
+                ballot_id = validate.identifier(frame, "ballot_id")
+                choice = validate.string(frame, "choice", max_len=16)
+                if choice not in services.Choice.values:
+                    raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
+        except ActionError as error:
+            results[i] = error
+            continue
+        casts.append(services.Cast(conn.member_id, conn.room_id, ballot_id, choice, language))
+        indexes.append(i)
+    for i, cast in zip(indexes, services.votes_cast(casts), strict=True):
+        if isinstance(cast, ActionError):
+            results[i] = cast
+            continue
+        ballot, receipt = cast
+        results[i] = [{"type": frames.VOTE_RECEIPT, "ref": items[i][2], "ballot_id": str(ballot.pk), "receipt": receipt}]
+    return results
 
 
 @after_action(frames.VOTE_CAST)

@@ -35,12 +35,13 @@ import math
 import secrets
 import time
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from ballots import locks, rule
@@ -263,42 +264,90 @@ def _check_ballot_actor(*, member_id, room_id, ballot: Ballot, role: str) -> roo
 
 
 def vote_cast(*, member: Membership, ballot: Ballot, choice: str) -> str:
-    """Records one final vote and returns its receipt (for the voter alone).
+    """Records one final vote and returns its receipt (for the voter alone); a batch of
+    one of ``votes_cast``'s second step. Errors: ``ballot_closed``, ``not_eligible`` (not
+    in the electorate frozen at opening), ``already_voted``."""
+    with transaction.atomic():
+        receipt = _vote_record(member=member, ballot=ballot, choice=choice)
+    _seal_after_votes(ballot)
+    return receipt
 
-    Holds the ballot lock shared (``ballots.locks``) and nothing else that another
-    cast waits for; see the module docstring for why the count stays exact. Errors:
-    ``ballot_closed``, ``not_eligible`` (not in the electorate frozen at opening),
-    ``already_voted``. Seals the ballot after commit if the outcome became certain.
-    """
+
+class Cast(NamedTuple):
+    member_id: str
+    room_id: str
+    ballot_id: int
+    choice: str
+    language: str | None = None  # the voter's: a refusal is said in it
+
+
+def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
+    """Casts votes in one transaction (a group commit: one WAL flush for the batch, not
+    one per vote, which bounded a process to the disk's flushes a second); each its own
+    savepoint, so a refused vote is answered with its ActionError in its place and the
+    others go on. Each is checked first (``check_vote``: a ballot past its deadline is
+    sealed there, in a transaction of its own); after the commit each ballot with new
+    votes is sealed if its outcome became certain. Returns (ballot, receipt) or the
+    error, in order. A busy process sends its votes here in batches (rooms.batcher)."""
+    results: list = [None] * len(casts)
+    checked = []
+    for i, cast in enumerate(casts):
+        with translation.override(cast.language or translation.get_language()):
+            try:
+                if cast.choice not in Choice.values:
+                    raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
+                member, ballot = check_vote(member_id=cast.member_id, room_id=cast.room_id, ballot_id=cast.ballot_id)
+            except ActionError as error:
+                results[i] = error
+                continue
+        checked.append((i, member, ballot))
+    voted: dict[int, Ballot] = {}
+    with transaction.atomic():
+        for i, member, ballot in checked:
+            with translation.override(casts[i].language or translation.get_language()):
+                try:
+                    with transaction.atomic():
+                        results[i] = (ballot, _vote_record(member=member, ballot=ballot, choice=casts[i].choice))
+                except ActionError as error:
+                    results[i] = error
+                    continue
+            voted[ballot.pk] = ballot
+    for ballot in voted.values():
+        _seal_after_votes(ballot)
+    return results
+
+
+def _vote_record(*, member: Membership, ballot: Ballot, choice: str) -> str:
+    """Holds the ballot lock shared (``ballots.locks``) and nothing else that another
+    cast waits for; see the module docstring for why the count stays exact. Inside the
+    caller's transaction: the receipt counts once that commits."""
     if choice not in Choice.values:
         raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
     receipt = merkle.new_receipt()
-    with transaction.atomic():
-        locks.ballot_shared(ballot.pk)
-        state = Ballot.objects.filter(pk=ballot.pk).values("sealed_at", "closes_at").get()
-        if state["sealed_at"] is not None or timezone.now() >= state["closes_at"]:
-            raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
-        # The elector's own row: two sockets of one voter queue here, the second finds
-        # has_voted already true. Nothing about the choice is written to it.
-        marked = Elector.objects.filter(
-            ballot_id=ballot.pk, membership_id=member.pk, has_voted=False
-        ).update(has_voted=True)
-        if not marked:
-            if Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk).exists():
-                raise ActionError(Code.ALREADY_VOTED, _("You have already voted on this ballot."))
-            raise ActionError(Code.NOT_ELIGIBLE, _("You are not in this ballot's electorate."))
-        Vote.objects.create(
-            commitment=merkle.leaf_hash(receipt, str(ballot.pk), choice), ballot_id=ballot.pk, choice=choice
-        )
-        Tally.objects.filter(ballot_id=ballot.pk, shard=secrets.randbelow(TALLY_SHARDS)).update(
-            **{choice: F(choice) + 1}
-        )
+    locks.ballot_shared(ballot.pk)
+    state = Ballot.objects.filter(pk=ballot.pk).values("sealed_at", "closes_at").get()
+    if state["sealed_at"] is not None or timezone.now() >= state["closes_at"]:
+        raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
+    # The elector's own row: two sockets of one voter queue here, the second finds
+    # has_voted already true. Nothing about the choice is written to it.
+    marked = Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk, has_voted=False).update(
+        has_voted=True
+    )
+    if not marked:
+        if Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk).exists():
+            raise ActionError(Code.ALREADY_VOTED, _("You have already voted on this ballot."))
+        raise ActionError(Code.NOT_ELIGIBLE, _("You are not in this ballot's electorate."))
+    Vote.objects.create(commitment=merkle.leaf_hash(receipt, str(ballot.pk), choice), ballot_id=ballot.pk, choice=choice)
+    Tally.objects.filter(ballot_id=ballot.pk, shard=secrets.randbelow(TALLY_SHARDS)).update(**{choice: F(choice) + 1})
+    return receipt
+
+
+def _seal_after_votes(ballot: Ballot) -> None:
     try:
         seal_if_certain(ballot=ballot)
     except DatabaseError:
-        # The vote is in; the worker's pass seals what a failed attempt here did not.
+        # The votes are in; the worker's pass seals what a failed attempt here did not.
         logger.warning("sealing ballot %s after a vote failed; the worker will", ballot.pk, exc_info=True)
-    return receipt
 
 
 def running_counts(ballot_id) -> tuple[int, int]:

@@ -196,6 +196,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 replies = await batcher(kind).submit((self.conn, frame, ref, self.language))
                 for reply in replies:
                     await self.send_frame(reply)
+                if kind in AFTER_ACTIONS:
+                    await AFTER_ACTIONS[kind](self.conn, frame, replies)
             elif isinstance(kind, str) and kind in ACTIONS:
                 replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
                 for reply in replies:
