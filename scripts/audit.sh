@@ -12,14 +12,15 @@
 # loudly, never passed off as "no known vulnerabilities".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-py=.venv/bin/python
+venv=${PALABRE_AUDIT_VENV:-.venv}  # the virtualenv audited, and whose pip-audit runs
+py=$venv/bin/python
 source=${PALABRE_AUDIT_SOURCE:-auto}
 args=("$@")
 installed=$(mktemp -t palabre-audit.XXXXXX)
 if [[ ${#args[@]} -eq 0 ]]; then
     # Every distribution of the virtualenv, pinned, but Palabre itself (installed editable:
     # --strict refuses to skip it, and it is not on PyPI).
-    .venv/bin/pip list --disable-pip-version-check --format=freeze --exclude-editable >"$installed"
+    "$venv/bin/pip" list --disable-pip-version-check --format=freeze --exclude-editable >"$installed"
     args=(-r "$installed" --no-deps --disable-pip)
 fi
 
@@ -70,7 +71,7 @@ else
     not_done "PALABRE_AUDIT_SOURCE=$source: auto, live or snapshot"
 fi
 
-out=$(.venv/bin/pip-audit --strict --progress-spinner off -s osv --osv-url "$url" "${args[@]}" 2>&1)
+out=$("$venv/bin/pip-audit" --strict --progress-spinner off -s osv --osv-url "$url" "${args[@]}" 2>&1)
 rc=$?
 if [[ $rc -eq 0 ]]; then
     echo "==> audit: $(echo "$out" | grep -m 1 -i 'vulnerabilit' || echo "$out" | head -n 1)"

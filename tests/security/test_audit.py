@@ -19,7 +19,8 @@ import osv_server  # noqa: E402
 
 
 def audit(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PALABRE_AUDIT_SOURCE": "snapshot"}
+    # The virtualenv running these tests is the one audited.
+    env = {**os.environ, "PALABRE_AUDIT_SOURCE": "snapshot", "PALABRE_AUDIT_VENV": sys.prefix}
     return subprocess.run(["scripts/audit.sh", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
