@@ -43,6 +43,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ballots import locks, rule
 from ballots.models import (
@@ -60,7 +61,7 @@ from rooms import broadcast, frames, log
 from rooms import services as room_services
 from rooms.errors import ActionError
 from rooms.frames import Code
-from rooms.models import Mediation, Membership, MemberStatus, Outcome, Role, RoomKind
+from rooms.models import Mediation, Membership, MemberStatus, Outcome, Role, Room, RoomKind
 
 logger = logging.getLogger("palabre.ballots")
 
@@ -264,13 +265,17 @@ def _check_ballot_actor(*, member_id, room_id, ballot: Ballot, role: str) -> roo
 
 
 def vote_cast(*, member: Membership, ballot: Ballot, choice: str) -> str:
-    """Records one final vote and returns its receipt (for the voter alone); a batch of
-    one of ``votes_cast``'s second step. Errors: ``ballot_closed``, ``not_eligible`` (not
-    in the electorate frozen at opening), ``already_voted``."""
+    """Records one final vote and returns its receipt (for the voter alone): a batch of
+    one of ``votes_cast``'s write. Errors: ``ballot_closed``, ``not_eligible`` (not in the
+    electorate frozen at opening), ``already_voted``."""
+    if choice not in Choice.values:
+        raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
     with transaction.atomic():
-        receipt = _vote_record(member=member, ballot=ballot, choice=choice)
+        [result] = _votes_record(ballot_id=ballot.pk, votes=[(member.pk, choice, None)])
+    if isinstance(result, ActionError):
+        raise result
     _seal_after_votes(ballot)
-    return receipt
+    return result
 
 
 class Cast(NamedTuple):
@@ -282,64 +287,122 @@ class Cast(NamedTuple):
 
 
 def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
-    """Casts votes in one transaction (a group commit: one WAL flush for the batch, not
-    one per vote, which bounded a process to the disk's flushes a second); each its own
-    savepoint, so a refused vote is answered with its ActionError in its place and the
-    others go on. Each is checked first (``check_vote``: a ballot past its deadline is
-    sealed there, in a transaction of its own); after the commit each ballot with new
-    votes is sealed if its outcome became certain. Returns (ballot, receipt) or the
-    error, in order. A busy process sends its votes here in batches (rooms.batcher)."""
+    """Casts votes together (a group commit): the checks on rows read in bulk, then one
+    transaction holding each ballot's lock shared once, with one statement per table
+    per ballot whatever the number of votes, so one WAL flush for the batch instead of
+    one per vote. Each vote is answered on its own, in its place: (ballot, receipt), or
+    its ActionError in its voter's language. After the commit each ballot that took
+    votes is sealed if its outcome became certain. A busy process sends its votes here
+    in batches (rooms.batcher); one vote is a batch of one."""
     results: list = [None] * len(casts)
-    checked = []
+    ballots = Ballot.objects.in_bulk({c.ballot_id for c in casts})
+    for ballot in list(ballots.values()):
+        if ballot.sealed_at is None and timezone.now() >= ballot.closes_at:
+            # Past its deadline (a dead worker): sealed now, and every vote refused.
+            ballot_seal(ballot=ballot, reason=SealReason.DEADLINE)
+            ballot.refresh_from_db()
+    members = Membership.objects.select_related("user").in_bulk({int(c.member_id) for c in casts})
+    rooms = Room.objects.select_related("mediation").in_bulk({int(c.room_id) for c in casts})
+    by_ballot: dict[int, list[int]] = {}
     for i, cast in enumerate(casts):
         with translation.override(cast.language or translation.get_language()):
             try:
-                if cast.choice not in Choice.values:
-                    raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
-                member, ballot = check_vote(member_id=cast.member_id, room_id=cast.room_id, ballot_id=cast.ballot_id)
+                _check_cast(cast, ballots.get(int(cast.ballot_id)), members.get(int(cast.member_id)), rooms.get(int(cast.room_id)))
             except ActionError as error:
                 results[i] = error
                 continue
-        checked.append((i, member, ballot))
-    voted: dict[int, Ballot] = {}
+        by_ballot.setdefault(int(cast.ballot_id), []).append(i)
     with transaction.atomic():
-        for i, member, ballot in checked:
-            with translation.override(casts[i].language or translation.get_language()):
-                try:
-                    with transaction.atomic():
-                        results[i] = (ballot, _vote_record(member=member, ballot=ballot, choice=casts[i].choice))
-                except ActionError as error:
-                    results[i] = error
-                    continue
-            voted[ballot.pk] = ballot
-    for ballot in voted.values():
-        _seal_after_votes(ballot)
+        for ballot_id in sorted(by_ballot):
+            indexes = by_ballot[ballot_id]
+            votes = [(int(casts[i].member_id), casts[i].choice, casts[i].language) for i in indexes]
+            for i, result in zip(indexes, _votes_record(ballot_id=ballot_id, votes=votes), strict=True):
+                results[i] = result if isinstance(result, ActionError) else (ballots[ballot_id], result)
+    for ballot_id, indexes in by_ballot.items():
+        if any(not isinstance(results[i], ActionError) for i in indexes):
+            _seal_after_votes(ballots[ballot_id])
     return results
 
 
-def _vote_record(*, member: Membership, ballot: Ballot, choice: str) -> str:
-    """Holds the ballot lock shared (``ballots.locks``) and nothing else that another
-    cast waits for; see the module docstring for why the count stays exact. Inside the
-    caller's transaction: the receipt counts once that commits."""
-    if choice not in Choice.values:
+def _check_cast(cast: Cast, ballot: Ballot | None, member: Membership | None, room) -> None:
+    """``check_vote``'s rules, on rows read in bulk."""
+    if cast.choice not in Choice.values:
         raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
-    receipt = merkle.new_receipt()
-    locks.ballot_shared(ballot.pk)
-    state = Ballot.objects.filter(pk=ballot.pk).values("sealed_at", "closes_at").get()
-    if state["sealed_at"] is not None or timezone.now() >= state["closes_at"]:
+    if ballot is None or room is None or ballot.mediation_id != room.mediation_id:
+        raise ActionError(Code.NOT_FOUND, _("No such ballot in this mediation."))
+    try:
+        actor = room_services.check_loaded_actor(member=member, room=room, roles=(Role.CONSUMER,))
+    except ActionError as error:
+        if error.code == Code.ROOM_CLOSED and ballot.sealed_at is not None:
+            raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed.")) from None
+        raise
+    if actor.member.mediation_id != room.mediation_id:
+        raise ActionError(Code.FORBIDDEN, _("You are not a member of this mediation."))
+    if ballot.sealed_at is not None:
         raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
-    # The elector's own row: two sockets of one voter queue here, the second finds
-    # has_voted already true. Nothing about the choice is written to it.
-    marked = Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk, has_voted=False).update(
-        has_voted=True
+
+
+# Said in each voter's language when the batch answers them (_votes_record).
+CLOSED = gettext_noop("This ballot is closed.")
+ALREADY_VOTED = gettext_noop("You have already voted on this ballot.")
+NOT_ELIGIBLE = gettext_noop("You are not in this ballot's electorate.")
+
+
+def _votes_record(*, ballot_id: int, votes: list[tuple[int, str, str | None]]) -> list:
+    """Writes (member id, choice, language) votes on one ballot; a receipt or an
+    ActionError for each, in order. Inside the caller's transaction: the receipts count
+    once it commits.
+
+    Holds the ballot lock shared (``ballots.locks``) and nothing else that another cast
+    waits for; see the module docstring for why the count stays exact. Each voter's
+    elector row is marked in one ``UPDATE … RETURNING``: two sockets of one voter (here
+    or on another process) queue on that row, and the second finds it already marked.
+    Nothing about the choice is written to it."""
+
+    def refused(language, code, message) -> ActionError:
+        with translation.override(language or translation.get_language()):
+            return ActionError(code, _(message))
+
+
+    locks.ballot_shared(ballot_id)
+    state = Ballot.objects.filter(pk=ballot_id).values("sealed_at", "closes_at").get()
+    if state["sealed_at"] is not None or timezone.now() >= state["closes_at"]:
+        return [refused(lang, Code.BALLOT_CLOSED, CLOSED) for _m, _c, lang in votes]
+    first: dict[int, int] = {}
+    for i, (member_id, _choice, _lang) in enumerate(votes):
+        first.setdefault(member_id, i)
+    table = Elector._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET has_voted = %s WHERE ballot_id = %s AND has_voted = %s "
+            f"AND membership_id IN ({', '.join(['%s'] * len(first))}) RETURNING membership_id",
+            [True, ballot_id, False, *first],
+        )
+        marked = {row[0] for row in cursor.fetchall()}
+    electors = set(
+        Elector.objects.filter(ballot_id=ballot_id, membership_id__in=set(first) - marked).values_list(
+            "membership_id", flat=True
+        )
     )
-    if not marked:
-        if Elector.objects.filter(ballot_id=ballot.pk, membership_id=member.pk).exists():
-            raise ActionError(Code.ALREADY_VOTED, _("You have already voted on this ballot."))
-        raise ActionError(Code.NOT_ELIGIBLE, _("You are not in this ballot's electorate."))
-    Vote.objects.create(commitment=merkle.leaf_hash(receipt, str(ballot.pk), choice), ballot_id=ballot.pk, choice=choice)
-    Tally.objects.filter(ballot_id=ballot.pk, shard=secrets.randbelow(TALLY_SHARDS)).update(**{choice: F(choice) + 1})
-    return receipt
+    results: list = []
+    new_votes: list[Vote] = []
+    counts = {Choice.ACCEPT: 0, Choice.REFUSE: 0}
+    for i, (member_id, choice, language) in enumerate(votes):
+        if member_id in marked and first[member_id] == i:
+            receipt = merkle.new_receipt()
+            new_votes.append(Vote(commitment=merkle.leaf_hash(receipt, str(ballot_id), choice), ballot_id=ballot_id, choice=choice))
+            counts[choice] += 1
+            results.append(receipt)
+        elif member_id in marked or member_id in electors:
+            results.append(refused(language, Code.ALREADY_VOTED, ALREADY_VOTED))
+        else:
+            results.append(refused(language, Code.NOT_ELIGIBLE, NOT_ELIGIBLE))
+    if new_votes:
+        Vote.objects.bulk_create(new_votes)
+        Tally.objects.filter(ballot_id=ballot_id, shard=secrets.randbelow(TALLY_SHARDS)).update(
+            accept=F("accept") + counts[Choice.ACCEPT], refuse=F("refuse") + counts[Choice.REFUSE]
+        )
+    return results
 
 
 def _seal_after_votes(ballot: Ballot) -> None:
