@@ -35,7 +35,7 @@ FULL = {
     "messages": 20, "budget_s": 25, "wait_s": 30,
     "small_rooms": ["A", "P1", "P2"],
     "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 2},
-    "votes": 2_000,
+    "votes": 10_000,
     "big": None,
 }
 QUICK = {
