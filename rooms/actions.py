@@ -25,6 +25,8 @@ class Conn:
     user_id: str
     member_id: str
     room_id: str
+    mediation_id: str = ""
+    plenary: bool = True
 
 
 Handler = Callable[[Conn, dict, "str | None"], list[dict]]

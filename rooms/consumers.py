@@ -29,6 +29,7 @@ from rooms.broadcast import dumps
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
+from rooms.models import RoomKind
 from rooms.transport import backlog_bytes, daphne_protocol, is_open, prepare, write_now
 from rooms.validate import integer
 
@@ -106,6 +107,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     room_id = property(lambda self: self.conn.room_id)
     member_id = property(lambda self: self.conn.member_id)
     user_id = property(lambda self: self.conn.user_id)
+    mediation_id = property(lambda self: self.conn.mediation_id)
+    plenary = property(lambda self: self.conn.plenary)
 
     async def dispatch(self, message):
         handler = getattr(self, message["type"].replace(".", "_"), None)
@@ -134,7 +137,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.close(code=frames.CLOSE_FORBIDDEN)
             return
         self._slot = str(member.user_id)
-        self.conn = Conn(user_id=str(member.user_id), member_id=str(member.pk), room_id=str(room.pk))
+        self.conn = Conn(
+            user_id=str(member.user_id),
+            member_id=str(member.pk),
+            room_id=str(room.pk),
+            mediation_id=str(room.mediation_id),
+            plenary=room.kind == RoomKind.PLENARY,
+        )
         self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
         self._protocol = daphne_protocol(self.base_send)
         await self.accept()

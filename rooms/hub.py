@@ -12,19 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from rooms.broadcast import DIRECT_GROUP, Outbox, room_group
+from rooms import frames
+from rooms.broadcast import DIRECT_GROUP, Outbox, dumps, room_group
+from rooms.services import members_count_recent
 from rooms.transport import prepare
 
 logger = logging.getLogger("palabre.hub")
 
 # channels' layers forget group members after group_expiry (one day by default): renew.
 RENEW_GROUPS_EVERY_S = 600
+
+# room.counts (PROTOCOL.md: coalesced, at most one a second per room). Each process tells
+# the room how many of its sockets are in it when that changes (at most once a second)
+# and every PRESENCE_EVERY_S anyway; a process not heard of for PRESENCE_TTL_S (it died)
+# no longer counts. The online count is the sum of what the processes said. A room's
+# counts go to its members at most once a second, and less often in big rooms (one
+# second per 1,000 local sockets, up to COUNTS_MAX_INTERVAL_S): a reconnect storm of
+# 150,000 must not become 150,000 frames a second of counts.
+PRESENCE_EVERY_S = 10.0
+PRESENCE_TTL_S = 3.5 * PRESENCE_EVERY_S
+COUNTS_MAX_INTERVAL_S = 10.0
+
+
+def online_total(said: dict[str, tuple[int, float]], now: float) -> int:
+    """The room's online count from what each process said and when."""
+    return sum(count for count, at in said.values() if now - at < PRESENCE_TTL_S)
+
+
+def counts_interval(local_sockets: int) -> float:
+    return min(COUNTS_MAX_INTERVAL_S, max(1.0, local_sockets / 1_000))
 
 
 class Hub:
@@ -40,6 +64,8 @@ class Hub:
         self._coalesced: dict[str, asyncio.Handle] = {}
         self._order: dict[str, _RoomOrder] = {}
         self._delivering = asyncio.Lock()
+        self._presence: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
+        self._room_meta: dict[str, tuple[str, bool]] = {}
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -55,6 +81,7 @@ class Hub:
             self._tasks.append(asyncio.create_task(Outbox(asyncio.get_running_loop()).run(), name="palabre-outbox"))
             self._tasks.append(asyncio.create_task(self._read(), name="palabre-hub-reader"))
             self._tasks.append(asyncio.create_task(self._renew(), name="palabre-hub-renew"))
+            self._tasks.append(asyncio.create_task(self._presence_heartbeat(), name="palabre-hub-presence"))
             if settings.PALABRE_INPROCESS_DEADLINES:
                 self._tasks.append(asyncio.create_task(self._deadlines(), name="palabre-deadlines"))
 
@@ -83,6 +110,8 @@ class Hub:
         self.rooms[conn.room_id].add(conn)
         self.members[conn.member_id].add(conn)
         self.users[conn.user_id].add(conn)
+        self._room_meta[conn.room_id] = (conn.mediation_id, conn.plenary)
+        self._presence_changed(conn.room_id)
 
     def leave(self, conn) -> None:
         # The process stays subscribed to a room it no longer serves until the next
@@ -93,6 +122,8 @@ class Hub:
                 conns.discard(conn)
                 if not conns:
                     del index[key]
+        if self.channel is not None:
+            self._presence_changed(conn.room_id)
 
     def sockets_of_user(self, user_id: str) -> int:
         return len(self.users.get(user_id, ()))
@@ -130,6 +161,8 @@ class Hub:
             await self.room_frame(message["room_id"], message.get("seq"), message["text"])
         elif kind == "hub.member":
             await self.deliver(self.members.get(message["member_id"], ()), message["text"])
+        elif kind == "hub.presence":
+            self._presence_heard(message["room_id"], message["hub"], int(message["online"]))
         elif kind == "hub.close_user":
             for conn in list(self.users.get(message["user_id"], ())):
                 await conn.close(code=message["code"])
@@ -226,6 +259,48 @@ class Hub:
             task.add_done_callback(_log_failure)
 
         self._coalesced[key] = loop.call_later(interval, fire)
+
+    # --- room.counts ------------------------------------------------------------------
+
+    def _presence_changed(self, room_id: str) -> None:
+        self.coalesce(f"presence.{room_id}", 1.0, lambda: self._say_presence(room_id))
+
+    async def _say_presence(self, room_id: str) -> None:
+        await self.layer.group_send(
+            room_group(room_id),
+            {"type": "hub.presence", "room_id": room_id, "hub": self.channel, "online": self.local_count(room_id)},
+        )
+
+    def _presence_heard(self, room_id: str, hub: str, online: int) -> None:
+        said = self._presence[room_id]
+        if hub not in said and hub != self.channel and self.local_count(room_id):
+            self._presence_changed(room_id)  # a process new to the room: tell it ours
+        said[hub] = (online, time.monotonic())
+        if self.local_count(room_id):
+            self.coalesce(f"counts.{room_id}", counts_interval(self.local_count(room_id)), lambda: self._send_counts(room_id))
+        elif not any(count for count, _at in said.values()):
+            self._presence.pop(room_id, None)
+            self._room_meta.pop(room_id, None)
+
+    async def _send_counts(self, room_id: str) -> None:
+        conns = self.rooms.get(room_id)
+        meta = self._room_meta.get(room_id)
+        if not conns or meta is None:
+            return
+        mediation_id, plenary = meta
+        members = await database_sync_to_async(members_count_recent)(mediation_id) if plenary else 2
+        online = online_total(self._presence.get(room_id, {}), time.monotonic())
+        frame = {"type": frames.ROOM_COUNTS, "members_count": members, "online_count": online}
+        await self.deliver(self.rooms.get(room_id, ()), dumps(frame))
+
+    async def _presence_heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_EVERY_S)
+            for room_id in [r for r, conns in self.rooms.items() if conns]:
+                try:
+                    await self._say_presence(room_id)
+                except Exception:  # noqa: BLE001 - the layer may be down; the next beat retries
+                    logger.warning("presence of room %s not sent", room_id, exc_info=True)
 
     # --- housekeeping ----------------------------------------------------------------
 

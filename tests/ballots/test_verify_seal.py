@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 from ballots import services
 from ballots.models import Ballot, Elector, Offer, Vote
@@ -16,9 +17,11 @@ pytestmark = pytest.mark.django_db
 
 
 def verify(ballot_id) -> tuple[int, str]:
+    """The command's exit code and output, in English (French is the default)."""
     out = io.StringIO()
     try:
-        call_command("verify_seal", str(ballot_id), stdout=out)
+        with translation.override("en"):
+            call_command("verify_seal", str(ballot_id), stdout=out)
     except SystemExit as exit:
         return exit.code, out.getvalue()
     return 0, out.getvalue()

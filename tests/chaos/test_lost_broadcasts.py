@@ -39,7 +39,7 @@ class Client:
         """Reads what has arrived; on a gap in seq, asks for everything after the last
         contiguous event (what the browser client does)."""
         # receive_nothing, not a timed-out receive: asgiref cancels the application then.
-        while not await self.sock.comm.receive_nothing(timeout):
+        while not await self.sock.nothing(timeout):
             frame = await self.sock.recv(5)
             if "seq" in frame and frame["type"] != frames.ACK:
                 if frame["seq"] > self.contiguous() + 1 and not self.syncing:

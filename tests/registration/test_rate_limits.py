@@ -30,7 +30,7 @@ def assert_rate_limited(response, *, within_s: int):
     assert response.status_code == 429
     error = response.json()["error"]
     assert error["code"] == "rate_limited"
-    assert error["message"].startswith("Too many uploads: try again in ")
+    assert error["message"].startswith("Trop d’envois de fichiers : réessayez dans ")  # French by default
     assert 1000 <= error["retry_after_ms"] <= within_s * 1000
 
 

@@ -52,12 +52,17 @@ class Ws:
     async def send(self, frame: dict | str) -> None:
         await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def recv(self, timeout: float = 10) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+    async def recv(self, timeout: float = 10, *, counts: bool = False) -> dict:
+        """The next frame; ``room.counts`` (presence, sent on its own schedule) only when
+        asked for: tests of other frames see the stream without it."""
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if counts or frame.get("type") != "room.counts":
+                return frame
 
     async def recv_until(self, frame_type: str, timeout: float = 10) -> dict:
         while True:
-            frame = await self.recv(timeout)
+            frame = await self.recv(timeout, counts=frame_type == "room.counts")
             if frame["type"] == frame_type:
                 return frame
 

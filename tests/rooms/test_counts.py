@@ -1,0 +1,53 @@
+"""room.counts (PROTOCOL.md): members and who is online, coalesced, from every process."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from rooms.hub import PRESENCE_TTL_S, counts_interval, online_total
+from tests.conftest import connect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def counts(sock) -> dict:
+    return await sock.recv_until("room.counts", timeout=5)
+
+
+async def test_members_see_who_is_online_and_how_many_members(plenary, mediator, consumer, consumers):
+    await sync_to_async(consumers)(2)  # admitted, not connected: members, not online
+    med = await connect(plenary, mediator)
+    assert await counts(med) == {"type": "room.counts", "members_count": 4, "online_count": 1}
+    alice = await connect(plenary, consumer)
+    assert (await counts(med))["online_count"] == 2
+    assert await counts(alice) == {"type": "room.counts", "members_count": 4, "online_count": 2}
+    await alice.close()
+    assert (await counts(med))["online_count"] == 1
+    await med.close()
+
+
+async def test_a_caucus_counts_its_two_members(mediation, mediator, consumer):
+    from rooms.services import room_create
+
+    caucus = await sync_to_async(room_create)(mediation=mediation, kind="caucus", title="Aparté", caucus_member=consumer)
+    med = await connect(caucus, mediator)
+    alice = await connect(caucus, consumer)
+    frame = await counts(alice)
+    assert frame["members_count"] == 2 and frame["online_count"] in (1, 2)
+    while frame["online_count"] != 2:
+        frame = await counts(alice)
+    await med.close()
+    await alice.close()
+
+
+def test_the_online_count_adds_the_processes_and_forgets_a_silent_one():
+    now = 1000.0
+    said = {"a": (3, now - 1), "b": (5, now - PRESENCE_TTL_S + 1), "dead": (7, now - PRESENCE_TTL_S - 1)}
+    assert online_total(said, now) == 8
+
+
+def test_counts_come_less_often_in_big_rooms():
+    assert counts_interval(10) == 1.0
+    assert counts_interval(5_000) == 5.0
+    assert counts_interval(150_000) == 10.0
