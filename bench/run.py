@@ -36,7 +36,8 @@ FULL = {
     "small_rooms": ["A", "P1", "P2"],
     "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 2},
     "votes": 10_000,
-    "big": None,
+    # Toward 150,000 members: as far as 15 minutes of connecting get on this machine.
+    "big": {"target": 150_000, "budget_s": 900, "min_free_mb": 3_000},
 }
 QUICK = {
     "rooms": {"D": [100, 1_000], "A": [1_000], "P1": [100, 1_000], "P2": [1_000, 2_000]},
