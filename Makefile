@@ -37,6 +37,8 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	# The pip that venv bundles (23.2) has a known vulnerability (make audit): a fixed one first.
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade 'pip>=23.3'
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
