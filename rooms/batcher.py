@@ -21,8 +21,9 @@ MAX_BATCH = 200
 
 
 class Batcher:
-    def __init__(self, handler):
+    def __init__(self, handler, loop: asyncio.AbstractEventLoop | None = None):
         self.handler = handler
+        self.loop = loop
         self.pending: list[tuple[BatchItem, asyncio.Future]] = []
         self.draining = False
 
@@ -59,13 +60,14 @@ class Batcher:
             self.draining = False
 
 
-_batchers: dict[tuple[int, str], Batcher] = {}
+_batchers: dict[str, Batcher] = {}
 
 
 def batcher(kind: str) -> Batcher:
-    """The batcher of ``kind`` for the running event loop."""
-    key = (id(asyncio.get_running_loop()), kind)
-    found = _batchers.get(key)
-    if found is None:
-        found = _batchers[key] = Batcher(BATCHED_ACTIONS[kind])
+    """The batcher of ``kind`` for the running event loop (one loop per process under
+    daphne; tests run one loop after another, and each gets batchers of its own)."""
+    loop = asyncio.get_running_loop()
+    found = _batchers.get(kind)
+    if found is None or found.loop is not loop:
+        found = _batchers[kind] = Batcher(BATCHED_ACTIONS[kind], loop)
     return found
