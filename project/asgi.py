@@ -18,11 +18,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
+from django.core.signals import request_finished  # noqa: E402
 
+from project.connections import close_request_connections  # noqa: E402
 from project.runtime import tune_process  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 tune_process()
+request_finished.connect(close_request_connections)
 
 application = ProtocolTypeRouter(
     {
