@@ -201,20 +201,28 @@ class Hub:
                 while order.expected in order.held:
                     ready.append(order.held.pop(order.expected))
                     order.expected += 1
-                if not order.held and order.timer is not None:
+                if order.timer is not None:
                     order.timer.cancel()
                     order.timer = None
+                if order.held:
+                    # Another gap: it gets a whole window of its own, not what is left of
+                    # the one just filled (two processes writing one room at once open
+                    # gap after gap; the old timer gave up on them early).
+                    self._wait_for(room_id, order)
             else:
                 order.held[seq] = text
                 if order.timer is None:
-                    loop = asyncio.get_running_loop()
-                    order.timer = loop.call_later(
-                        settings.PALABRE_REORDER_WINDOW_S,
-                        lambda: loop.create_task(self._stop_waiting(room_id)).add_done_callback(_log_failure),
-                    )
+                    self._wait_for(room_id, order)
                 ready = []
             for frame_text in ready:
                 await self.deliver(self.rooms.get(room_id, ()), frame_text)
+
+    def _wait_for(self, room_id: str, order: _RoomOrder) -> None:
+        loop = asyncio.get_running_loop()
+        order.timer = loop.call_later(
+            settings.PALABRE_REORDER_WINDOW_S,
+            lambda: loop.create_task(self._stop_waiting(room_id)).add_done_callback(_log_failure),
+        )
 
     async def _stop_waiting(self, room_id: str) -> None:
         async with self._delivering:

@@ -98,3 +98,20 @@ async def test_the_first_frames_are_ordered_from_the_welcome(hub):
     hub.expect("7", 1)  # a later welcome changes nothing: the hub already knows
     await frame(hub, 3)
     assert conn.got == ["s1", "s2", "s3"]
+
+
+async def test_a_second_gap_gets_a_whole_window_of_its_own(hub):
+    hub, conn = hub
+    await frame(hub, 1)
+    await frame(hub, 3)
+    await frame(hub, 5)  # gaps at 2 and at 4
+    first = hub._order["7"].timer
+    await frame(hub, 2)
+    assert conn.got == ["s1", "s2", "s3"]
+    second = hub._order["7"].timer
+    # The window that waited for 2 is gone; 4 is waited for from now, not from when 3 came.
+    assert first.cancelled() and second is not first and not second.cancelled()
+    assert second.when() >= first.when()
+    await frame(hub, 4)
+    assert conn.got == ["s1", "s2", "s3", "s4", "s5"]
+    assert hub._order["7"].timer is None and second.cancelled()
