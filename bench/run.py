@@ -87,7 +87,7 @@ async def main(args) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="palabre-bench-"))
     log(f"==> bench run in {run_dir} ({'quick' if args.quick else 'full'}); load {loadavg()}")
     results = {
-        "quick": args.quick, "command": "make bench" + (" (bench/run.py --quick)" if args.quick else ""),
+        "quick": args.quick, "command": "make bench" if len(sys.argv) == 1 else "bench/run.py " + " ".join(sys.argv[1:]),
         "machine": report.machine(limits), "load_before": loadavg(), "uptime_before": _uptime(),
         "rooms": [], "small_rooms": [], "errors": [],
     }
