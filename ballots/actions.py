@@ -57,14 +57,6 @@ def ballot_close(conn: Conn, frame: dict, ref) -> list[dict]:
     return [ack(ref, event)]
 
 
-@action(frames.VOTE_CAST)
-def vote_cast(conn: Conn, frame: dict, ref) -> list[dict]:
-    result = vote_cast_many([(conn, frame, ref, None)])[0]
-    if isinstance(result, ActionError):
-        raise result
-    return result
-
-
 @batched_action(frames.VOTE_CAST)
 def vote_cast_many(items: list[BatchItem]) -> list[list[dict] | ActionError]:
     results: list = [None] * len(items)
@@ -74,8 +66,6 @@ def vote_cast_many(items: list[BatchItem]) -> list[list[dict] | ActionError]:
             with translation.override(language or translation.get_language()):
                 ballot_id = validate.identifier(frame, "ballot_id")
                 choice = validate.string(frame, "choice", max_len=16)
-                if choice not in services.Choice.values:
-                    raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
         except ActionError as error:
             results[i] = error
             continue

@@ -78,9 +78,13 @@ def check_actor(*, member_id, room_id, role: str) -> room_services.Actor:
     mediation: a socket is bound to one at its handshake, but these functions are
     called by other callers too, with any pair of ids."""
     actor = room_services.check_actor(member_id=member_id, room_id=room_id, roles=(role,))
+    check_same_mediation(actor)
+    return actor
+
+
+def check_same_mediation(actor: room_services.Actor) -> None:
     if actor.member.mediation_id != actor.room.mediation_id:
         raise ActionError(Code.FORBIDDEN, _("You are not a member of this mediation."))
-    return actor
 
 
 # --- offers ---------------------------------------------------------------------------------
@@ -236,10 +240,15 @@ def check_ballot(*, room_id, ballot_id: int) -> Ballot:
     ballot = Ballot.objects.filter(pk=ballot_id, mediation__rooms=room_id).first()
     if ballot is None:
         raise ActionError(Code.NOT_FOUND, _("No such ballot in this mediation."))
+    seal_if_due(ballot)
+    return ballot
+
+
+def seal_if_due(ballot: Ballot) -> None:
+    """Seals a ballot past its deadline that no worker sealed, and reloads it."""
     if ballot.sealed_at is None and timezone.now() >= ballot.closes_at:
         ballot_seal(ballot=ballot, reason=SealReason.DEADLINE)
         ballot.refresh_from_db()
-    return ballot
 
 
 # --- casting a vote --------------------------------------------------------------------------
@@ -247,21 +256,35 @@ def check_ballot(*, room_id, ballot_id: int) -> Ballot:
 
 def check_vote(*, member_id, room_id, ballot_id: int) -> tuple[Membership, Ballot]:
     ballot = check_ballot(room_id=room_id, ballot_id=ballot_id)
-    actor = _check_ballot_actor(member_id=member_id, room_id=room_id, ballot=ballot, role=Role.CONSUMER)
+    return check_voter(ballot=ballot, **room_services.actor_rows(member_id=member_id, room_id=room_id)), ballot
+
+
+def check_voter(*, ballot: Ballot | None, member: Membership | None, room: Room | None) -> Membership:
+    """Who may cast a vote on ``ballot`` from ``room``: the one rule, on rows already
+    read (``check_vote`` for one vote, ``votes_cast`` for a batch read in bulk)."""
+    if ballot is None or room is None or ballot.mediation_id != room.mediation_id:
+        raise ActionError(Code.NOT_FOUND, _("No such ballot in this mediation."))
+    actor = _ballot_actor(ballot=ballot, member=member, room=room, role=Role.CONSUMER)
     if ballot.sealed_at is not None:
         raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
-    return actor.member, ballot
+    return actor.member
 
 
 def _check_ballot_actor(*, member_id, room_id, ballot: Ballot, role: str) -> room_services.Actor:
+    return _ballot_actor(ballot=ballot, role=role, **room_services.actor_rows(member_id=member_id, room_id=room_id))
+
+
+def _ballot_actor(*, ballot: Ballot, member: Membership | None, room: Room | None, role: str) -> room_services.Actor:
     try:
-        return check_actor(member_id=member_id, room_id=room_id, role=role)
+        actor = room_services.check_loaded_actor(member=member, room=room, roles=(role,))
     except ActionError as error:
         # An accepted offer closes the mediation: a late vote on that ballot is told the
         # ballot is closed, as on any sealed ballot, rather than the room.
         if error.code == Code.ROOM_CLOSED and ballot.sealed_at is not None:
             raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed.")) from None
         raise
+    check_same_mediation(actor)
+    return actor
 
 
 def vote_cast(*, member: Membership, ballot: Ballot, choice: str) -> str:
@@ -296,18 +319,21 @@ def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
     in batches (rooms.batcher); one vote is a batch of one."""
     results: list = [None] * len(casts)
     ballots = Ballot.objects.in_bulk({c.ballot_id for c in casts})
-    for ballot in list(ballots.values()):
-        if ballot.sealed_at is None and timezone.now() >= ballot.closes_at:
-            # Past its deadline (a dead worker): sealed now, and every vote refused.
-            ballot_seal(ballot=ballot, reason=SealReason.DEADLINE)
-            ballot.refresh_from_db()
+    for ballot in ballots.values():
+        seal_if_due(ballot)  # a dead worker: sealed now, and every vote on it refused
     members = Membership.objects.select_related("user").in_bulk({int(c.member_id) for c in casts})
     rooms = Room.objects.select_related("mediation").in_bulk({int(c.room_id) for c in casts})
     by_ballot: dict[int, list[int]] = {}
     for i, cast in enumerate(casts):
         with translation.override(cast.language or translation.get_language()):
             try:
-                _check_cast(cast, ballots.get(int(cast.ballot_id)), members.get(int(cast.member_id)), rooms.get(int(cast.room_id)))
+                if cast.choice not in Choice.values:
+                    raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
+                check_voter(
+                    ballot=ballots.get(int(cast.ballot_id)),
+                    member=members.get(int(cast.member_id)),
+                    room=rooms.get(int(cast.room_id)),
+                )
             except ActionError as error:
                 results[i] = error
                 continue
@@ -322,24 +348,6 @@ def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
         if any(not isinstance(results[i], ActionError) for i in indexes):
             _seal_after_votes(ballots[ballot_id])
     return results
-
-
-def _check_cast(cast: Cast, ballot: Ballot | None, member: Membership | None, room) -> None:
-    """``check_vote``'s rules, on rows read in bulk."""
-    if cast.choice not in Choice.values:
-        raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
-    if ballot is None or room is None or ballot.mediation_id != room.mediation_id:
-        raise ActionError(Code.NOT_FOUND, _("No such ballot in this mediation."))
-    try:
-        actor = room_services.check_loaded_actor(member=member, room=room, roles=(Role.CONSUMER,))
-    except ActionError as error:
-        if error.code == Code.ROOM_CLOSED and ballot.sealed_at is not None:
-            raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed.")) from None
-        raise
-    if actor.member.mediation_id != room.mediation_id:
-        raise ActionError(Code.FORBIDDEN, _("You are not a member of this mediation."))
-    if ballot.sealed_at is not None:
-        raise ActionError(Code.BALLOT_CLOSED, _("This ballot is closed."))
 
 
 # Said in each voter's language when the batch answers them (_votes_record).

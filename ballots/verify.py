@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 from ballots import rule, selectors, services
 from ballots.models import Ballot, Choice, Elector, Vote
 from crypto import merkle, signing
-from rooms import frames, log
-from rooms.models import Event, threshold_str
+from rooms import frames
+from rooms.models import Event
 
 DOCUMENT_FIELDS = {
     "version", "mediation_id", "ballot_id", "offer_id", "offer_hash", "eligible", "electorate_hash",
@@ -53,22 +53,11 @@ def verify_ballot(ballot_id) -> list[str]:
             _("signature: does not verify under key %(key_id)s over the stored document") % {"key_id": ballot.key_id}
         )
 
-    # The document against the ballot as stored.
-    expected = {
-        "mediation_id": str(ballot.mediation_id),
-        "ballot_id": str(ballot.pk),
-        "offer_id": str(ballot.offer_id),
-        "offer_hash": ballot.offer.offer_hash,
-        "eligible": ballot.eligible,
-        "electorate_hash": ballot.electorate_hash,
-        "accept": ballot.accept,
-        "refuse": ballot.refuse,
-        "threshold": threshold_str(ballot.threshold_bp),
-        "outcome": ballot.outcome,
-        "opened_at": log.iso(ballot.opened_at),
-        "sealed_at": log.iso(ballot.sealed_at),
-        "merkle_root": ballot.merkle_root,
-    }
+    # The document against the ballot as stored: what the seal would sign for it.
+    expected = services.seal_document(
+        ballot=ballot, accept=ballot.accept, refuse=ballot.refuse, outcome=ballot.outcome, root=ballot.merkle_root
+    )
+    del expected["version"]  # checked above
     for field, value in expected.items():
         differ(_("seal field %(field)s (stored ballot)") % {"field": field}, document.get(field), value)
 

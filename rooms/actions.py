@@ -51,7 +51,14 @@ BATCHED_ACTIONS: dict[str, BatchHandler] = {}
 
 def batched_action(frame_type: str):
     def register(handler: BatchHandler) -> BatchHandler:
+        def one(conn: Conn, frame: dict, ref) -> list[dict]:
+            [result] = handler([(conn, frame, ref, None)])
+            if isinstance(result, ActionError):
+                raise result
+            return result
+
         BATCHED_ACTIONS[frame_type] = handler
+        ACTIONS[frame_type] = one
         return handler
 
     return register
@@ -73,14 +80,6 @@ def after_action(frame_type: str):
 
 def ack(ref, frame: dict) -> dict:
     return {"type": frames.ACK, "ref": ref, "seq": frame["seq"]}
-
-
-@action(frames.CHAT_SEND)
-def chat_send(conn: Conn, frame: dict, ref) -> list[dict]:
-    result = chat_send_many([(conn, frame, ref, None)])[0]
-    if isinstance(result, ActionError):
-        raise result
-    return result
 
 
 @batched_action(frames.CHAT_SEND)

@@ -201,14 +201,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 await self.send_frame({"type": frames.PONG, "ref": ref})
             elif kind == frames.SYNC:
                 await self.sync(frame, ref)
-            elif isinstance(kind, str) and kind in BATCHED_ACTIONS:
-                replies = await batcher(kind).submit((self.conn, frame, ref, self.language))
-                for reply in replies:
-                    await self.send_frame(reply)
-                if kind in AFTER_ACTIONS:
-                    await AFTER_ACTIONS[kind](self.conn, frame, replies)
             elif isinstance(kind, str) and kind in ACTIONS:
-                replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
+                if kind in BATCHED_ACTIONS:
+                    replies = await batcher(kind).submit((self.conn, frame, ref, self.language))
+                else:
+                    replies = await database_sync_to_async(ACTIONS[kind])(self.conn, frame, ref)
                 for reply in replies:
                     await self.send_frame(reply)
                 if kind in AFTER_ACTIONS:

@@ -299,7 +299,7 @@ class Hub:
         members = await database_sync_to_async(members_count_recent)(mediation_id) if plenary else 2
         online = online_total(self._presence.get(room_id, {}), time.monotonic())
         frame = {"type": frames.ROOM_COUNTS, "members_count": members, "online_count": online}
-        await self.deliver(self.rooms.get(room_id, ()), dumps(frame))
+        await self.deliver(conns, dumps(frame))
 
     async def _presence_heartbeat(self) -> None:
         while True:

@@ -82,10 +82,6 @@ def may_enter(member: Membership, room: Room) -> bool:
     return member.role == Role.MEDIATOR or member.pk == room.caucus_member_id
 
 
-def members_count(mediation_id) -> int:
-    return Membership.objects.filter(mediation_id=mediation_id, status=MemberStatus.ADMITTED).count()
-
-
 # A reconnect storm of a 150,000-member room would otherwise COUNT 150,000 memberships
 # at every handshake: the welcome and room.counts read a count at most this old.
 MEMBERS_COUNT_TTL_S = 2.0
@@ -97,7 +93,7 @@ def members_count_recent(mediation_id) -> int:
     cached = _members_counts.get(str(mediation_id))
     if cached is not None and now - cached[0] < MEMBERS_COUNT_TTL_S:
         return cached[1]
-    count = members_count(mediation_id)
+    count = Membership.objects.filter(mediation_id=mediation_id, status=MemberStatus.ADMITTED).count()
     _members_counts[str(mediation_id)] = (now, count)
     return count
 
@@ -161,9 +157,16 @@ class Actor:
 def check_actor(*, member_id, room_id, roles: tuple[str, ...] | None = None) -> Actor:
     """Reloads the member and the room (mute, moderation and deadlines change under a
     live connection), and refuses when the room is closed or the role may not act."""
-    member = Membership.objects.select_related("user").filter(pk=member_id).first()
-    room = Room.objects.select_related("mediation").filter(pk=room_id).first()
-    return check_loaded_actor(member=member, room=room, roles=roles)
+    return check_loaded_actor(**actor_rows(member_id=member_id, room_id=room_id), roles=roles)
+
+
+def actor_rows(*, member_id, room_id) -> dict:
+    """The member (with its user) and the room (with its mediation) an action is checked
+    on, read afresh; None for either that does not exist."""
+    return {
+        "member": Membership.objects.select_related("user").filter(pk=member_id).first(),
+        "room": Room.objects.select_related("mediation").filter(pk=room_id).first(),
+    }
 
 
 def check_loaded_actor(*, member: Membership | None, room: Room | None, roles: tuple[str, ...] | None = None) -> Actor:
