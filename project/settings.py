@@ -339,3 +339,6 @@ RATELIMIT_USE_CACHE = "default"
 # The garbage collector's youngest-generation threshold in each daphne process
 # (project/runtime.py: why, and what it is worth); 0 leaves Python's default (700).
 PALABRE_GC_GEN0_THRESHOLD = env.int("PALABRE_GC_GEN0_THRESHOLD", default=50_000)
+# How long a thread may keep the GIL while another waits for it, in each daphne process
+# (project/runtime.py: why); 0 leaves Python's default (0.005 s).
+PALABRE_SWITCH_INTERVAL_S = env.float("PALABRE_SWITCH_INTERVAL_S", default=0.0001)

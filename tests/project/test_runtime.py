@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE = "import gc, json, project.asgi; print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count()]))"
+PROBE = "import gc, json, sys, project.asgi; print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count(), sys.getswitchinterval()]))"
 
 
-def started(tmp_path, **env) -> list[int]:
+def started(tmp_path, **env) -> list:
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,
@@ -27,6 +27,12 @@ def started(tmp_path, **env) -> list[int]:
 
 @pytest.mark.parametrize(("env", "threshold", "frozen"), [({}, 50_000, True), ({"PALABRE_GC_GEN0_THRESHOLD": "0"}, 700, False)])
 def test_the_asgi_application_tunes_the_collector_once_django_is_set_up(tmp_path, env, threshold, frozen):
-    gen0, freeze_count = started(tmp_path, **env)
+    gen0, freeze_count, _ = started(tmp_path, **env)
     assert gen0 == threshold
     assert (freeze_count > 10_000) is frozen
+
+
+@pytest.mark.parametrize(("env", "interval"), [({}, 0.0001), ({"PALABRE_SWITCH_INTERVAL_S": "0"}, 0.005)])
+def test_the_asgi_application_shortens_the_gil_switch_interval(tmp_path, env, interval):
+    *_, switch = started(tmp_path, **env)
+    assert switch == pytest.approx(interval)
