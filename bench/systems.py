@@ -251,7 +251,10 @@ class Palabre(System):
     variants = False  # True: daphne under bench/serve.py (fast lane and gc switches)
 
     def command(self, port):
-        args = ["-v", "0", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+        # As the Procfile: a reconnect storm of a big room waits up to 30 s for its
+        # handshake rather than being dropped after daphne's default 5 s and retrying.
+        args = ["-v", "0", "--websocket_connect_timeout", "30", "-b", "127.0.0.1", "-p", str(port),
+                "project.asgi:application"]
         if self.variants:
             return [PYTHON, "-m", "bench.serve", *args]
         return [DAPHNE, *args]

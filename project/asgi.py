@@ -1,5 +1,7 @@
 """ASGI entry point, as Channels' docs lay it out: Django's HTTP application first (it
-sets Django up), then WebSocket routes behind the origin check, with their cookies.
+sets Django up), then WebSocket routes behind the origin check. The socket reads its
+own cookies from the headers (rooms.consumers): Channels' ``CookieMiddleware`` kept a
+copy of the scope alive for every socket's whole life.
 
 The socket's session and user are read by Django's own ``SessionStore`` and
 ``auth.get_user`` in the consumer's handshake, in the same database hop as its room
@@ -17,7 +19,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from channels.sessions import CookieMiddleware  # noqa: E402
 from django.core.signals import request_finished  # noqa: E402
 
 from project.connections import close_request_connections  # noqa: E402
@@ -30,6 +31,6 @@ request_finished.connect(close_request_connections)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(CookieMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -18,7 +18,7 @@ from rooms import frames, services, validate
 from rooms.errors import ActionError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Conn:
     """Who is on the other end of a socket, as fixed at the handshake."""
 

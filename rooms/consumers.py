@@ -1,10 +1,11 @@
 """The live room socket, thin (Baserow's ``ws/consumers.py``): authenticate at the
 handshake, parse each frame, call the action, send the answer. No rule lives here.
 
-Two departures from the stock consumer, both for rooms of 150,000 (anchors §2 and §4):
-no channel-layer channel per connection (the process's hub listens for the room), and no
-``aclose_old_connections`` thread hop per frame (every database call below already goes
-through ``database_sync_to_async``, which closes stale connections itself).
+Three departures from the stock consumer, all for rooms of 150,000 (anchors §2 and §4):
+no channel-layer channel per connection (the process's hub listens for the room), so no
+``await_many_dispatch`` either (one task per socket, not two, and no ``asyncio.wait`` per
+frame); and no ``aclose_old_connections`` thread hop per frame (every database call below
+already goes through ``database_sync_to_async``, which closes stale connections itself).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 from collections import Counter
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -39,14 +42,23 @@ SYNC_PAGE = 500
 
 
 class _Handshake:
-    """What ``get_language_from_request`` reads of a request, from a WebSocket scope."""
+    """What Django reads of a request, from a WebSocket scope: its cookies, parsed as
+    Channels' ``CookieMiddleware`` and Django do, and its Accept-Language. Read here
+    rather than by that middleware, whose copy of the scope every socket kept for its
+    whole life (BENCHMARKS.md, memory per idle connection)."""
 
     path_info = "/"
 
     def __init__(self, scope):
-        self.COOKIES = scope.get("cookies") or {}
-        headers = dict(scope.get("headers") or ())
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers") or ():
+            headers.setdefault(name, value)  # the first of a repeated header, as CookieMiddleware
+        self.COOKIES = parse_cookie(headers.get(b"cookie", b"").decode("latin1"))
         self.META = {"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin1")}
+
+
+def handshake_cookies(scope) -> dict:
+    return _Handshake(scope).COOKIES
 
 
 def handshake_language(scope) -> str:
@@ -74,6 +86,8 @@ def _release_socket_slot(user_id: str) -> None:
 
 
 class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
     def __init__(self, rate: float, burst: int):
         self.rate, self.burst = rate, burst
         self.tokens = float(burst)
@@ -91,8 +105,6 @@ class TokenBucket:
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
-    channel_layer_alias = "palabre.no-per-connection-channel"
-
     conn: Conn | None = None
     language: str | None = None
     _protocol = None
@@ -110,6 +122,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
     mediation_id = property(lambda self: self.conn.mediation_id)
     plenary = property(lambda self: self.conn.plenary)
 
+    async def __call__(self, scope, receive, send):
+        """``AsyncConsumer.__call__`` without a channel layer: it ran ``await_many_dispatch``,
+        which keeps one more task per socket and builds an ``asyncio.wait`` for every frame
+        received. One socket, one loop: the next message, then its handler."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message):
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
@@ -126,7 +151,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        session_key = (self.scope.get("cookies") or {}).get(settings.SESSION_COOKIE_NAME)
+        session_key = handshake_cookies(self.scope).get(settings.SESSION_COOKIE_NAME)
         found = await database_sync_to_async(services.room_entry)(session_key=session_key, room_id=room_id)
         hub = get_hub()
         if found is None:

@@ -56,8 +56,10 @@ class Hub:
         self.layer = get_channel_layer()
         self.channel: str | None = None
         self.rooms: dict[str, set] = defaultdict(set)
-        self.members: dict[str, set] = defaultdict(set)
-        self.users: dict[str, set] = defaultdict(set)
+        # A member or a user has one socket or a few: lists, a third of a set's memory
+        # per connection (BENCHMARKS.md, memory per idle connection).
+        self.members: dict[str, list] = defaultdict(list)
+        self.users: dict[str, list] = defaultdict(list)
         self._subscribed: set[str] = set()
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -108,8 +110,8 @@ class Hub:
         if group not in self._subscribed:
             await self._subscribe(group)
         self.rooms[conn.room_id].add(conn)
-        self.members[conn.member_id].add(conn)
-        self.users[conn.user_id].add(conn)
+        self.members[conn.member_id].append(conn)
+        self.users[conn.user_id].append(conn)
         self._room_meta[conn.room_id] = (conn.mediation_id, conn.plenary)
         self._presence_changed(conn.room_id)
 
@@ -119,7 +121,10 @@ class Hub:
         for index, key in ((self.rooms, conn.room_id), (self.members, conn.member_id), (self.users, conn.user_id)):
             conns = index.get(key)
             if conns is not None:
-                conns.discard(conn)
+                if isinstance(conns, set):
+                    conns.discard(conn)
+                elif conn in conns:
+                    conns.remove(conn)
                 if not conns:
                     del index[key]
         if self.channel is not None:
