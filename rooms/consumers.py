@@ -33,7 +33,14 @@ from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.hub import get_hub
 from rooms.models import RoomKind
-from rooms.transport import backlog_bytes, daphne_protocol, is_open, prepare, write_now
+from rooms.transport import (
+    backlog_bytes,
+    daphne_protocol,
+    forget_upgrade_request,
+    is_open,
+    prepare,
+    write_now,
+)
 from rooms.validate import integer
 
 logger = logging.getLogger("palabre.consumer")
@@ -177,6 +184,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         welcome = await database_sync_to_async(services.welcome_frame)(room=room, member=member)
         hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
         held, self._held = self._held, None
+        if self._protocol is not None:
+            forget_upgrade_request(self._protocol)
         await self.send_frame(welcome)
         for text in held:
             await self.push(text)

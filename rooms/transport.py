@@ -40,6 +40,22 @@ def backlog_bytes(protocol) -> int:
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
+def forget_upgrade_request(protocol) -> None:
+    """Once a socket is open, drops what daphne and autobahn keep of its HTTP upgrade
+    request for the socket's whole life and never read again: autobahn's raw request
+    bytes and parsed headers (its ``ConnectionRequest`` shares that dict; daphne reads
+    only its ``path``), and daphne's decoded header list, which is also the ASGI scope's
+    ``headers`` (read once, at the handshake: ``rooms.consumers``). About 2 kB per idle
+    connection (BENCHMARKS.md)."""
+    protocol.http_request_data = b""
+    headers = getattr(protocol, "http_headers", None)
+    if isinstance(headers, dict):
+        headers.clear()
+    clean = getattr(protocol, "clean_headers", None)
+    if isinstance(clean, list):
+        clean.clear()
+
+
 # --- the broadcast fast lane ---------------------------------------------------------------
 #
 # Why: a room of 150,000 is one text frame written to 150,000 sockets. Through ASGI ``send``
