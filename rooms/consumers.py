@@ -64,15 +64,6 @@ class _Handshake:
         self.META = {"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin1")}
 
 
-def handshake_cookies(scope) -> dict:
-    return _Handshake(scope).COOKIES
-
-
-def handshake_language(scope) -> str:
-    """The ``django_language`` cookie, else Accept-Language, else French."""
-    return translation.get_language_from_request(_Handshake(scope))
-
-
 # Sockets per user in this process, counted at the handshake check itself: the hub only
 # registers a socket after awaits, so concurrent handshakes all passed a check against it
 # (tests/chaos/test_socket_exhaustion.py: 48 of 300 got in with a cap of 20).
@@ -114,6 +105,7 @@ class TokenBucket:
 class RoomConsumer(AsyncWebsocketConsumer):
     conn: Conn | None = None
     language: str | None = None
+    _session_key: str | None = None  # from the handshake's cookies, until connect reads it
     _protocol = None
     _closing = False
     _slot: str | None = None  # the user whose socket slot this connection holds
@@ -132,8 +124,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         """``AsyncConsumer.__call__`` without a channel layer: it ran ``await_many_dispatch``,
         which keeps one more task per socket and builds an ``asyncio.wait`` for every frame
-        received. One socket, one loop: the next message, then its handler."""
+        received. One socket, one loop: the next message, then its handler. The handshake's
+        headers are read once, here: its language (the ``django_language`` cookie, else
+        Accept-Language, else French, as LocaleMiddleware picks it for a page) and its
+        session cookie."""
         self.scope = scope
+        handshake = _Handshake(scope)
+        self.language = translation.get_language_from_request(handshake)
+        self._session_key = handshake.COOKIES.get(settings.SESSION_COOKIE_NAME)
         self.channel_layer = None
         self.base_send = send
         try:
@@ -148,9 +146,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         # The one place a connection's language is activated: every message it handles
         # (and the services it calls in worker threads, which inherit the context) speaks
-        # the language of the handshake, as LocaleMiddleware picks it for a page.
-        if self.language is None:
-            self.language = handshake_language(self.scope)
+        # the language of the handshake.
         with translation.override(self.language):
             await handler(message)
 
@@ -158,7 +154,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
-        session_key = handshake_cookies(self.scope).get(settings.SESSION_COOKIE_NAME)
+        session_key, self._session_key = self._session_key, None
         found = await database_sync_to_async(services.room_entry)(session_key=session_key, room_id=room_id)
         hub = get_hub()
         if found is None:

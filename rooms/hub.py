@@ -11,6 +11,7 @@ local socket of the room. A connection whose unsent backlog passes a bound is cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -121,9 +122,7 @@ class Hub:
         for index, key in ((self.rooms, conn.room_id), (self.members, conn.member_id), (self.users, conn.user_id)):
             conns = index.get(key)
             if conns is not None:
-                if isinstance(conns, set):
-                    conns.discard(conn)
-                elif conn in conns:
+                with contextlib.suppress(KeyError, ValueError):  # a set's, a list's: not there
                     conns.remove(conn)
                 if not conns:
                     del index[key]
