@@ -321,8 +321,9 @@ def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
     ballots = Ballot.objects.in_bulk({c.ballot_id for c in casts})
     for ballot in ballots.values():
         seal_if_due(ballot)  # a dead worker: sealed now, and every vote on it refused
-    members = Membership.objects.select_related("user").in_bulk({int(c.member_id) for c in casts})
-    rooms = Room.objects.select_related("mediation").in_bulk({int(c.room_id) for c in casts})
+    members, rooms = room_services.actors_rows(
+        member_ids=[c.member_id for c in casts], room_ids=[c.room_id for c in casts]
+    )
     by_ballot: dict[int, list[int]] = {}
     for i, cast in enumerate(casts):
         with translation.override(cast.language or translation.get_language()):

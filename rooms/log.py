@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from crypto import aead, keyring
 from crypto.errors import CryptoError, TamperedError
+from rooms import rows
 from rooms.models import Event, Room
 
 logger = logging.getLogger("palabre.log")
@@ -106,9 +107,11 @@ def append_many(*, room_id: int, entries: list[dict]) -> list[dict]:
             )
         )
         merged.append(_merge(entry["data"], secret or {}))
-    # Both engines return the new primary keys (PostgreSQL; SQLite >= 3.35).
-    Event.objects.bulk_create(events)
+    _insert_events(events)
     return [_frame(event, merged=m) for event, m in zip(events, merged, strict=True)]
+
+
+_insert_events = rows.Insert(Event)
 
 
 def event_frame(event: Event, data_key: bytes | None) -> dict:

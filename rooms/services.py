@@ -22,7 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from rooms import broadcast, frames, log, registrations
+from rooms import broadcast, frames, log, registrations, rows
 from rooms.errors import ActionError
 from rooms.frames import Code
 from rooms.models import (
@@ -163,10 +163,18 @@ def check_actor(*, member_id, room_id, roles: tuple[str, ...] | None = None) -> 
 def actor_rows(*, member_id, room_id) -> dict:
     """The member (with its user) and the room (with its mediation) an action is checked
     on, read afresh; None for either that does not exist."""
-    return {
-        "member": Membership.objects.select_related("user").filter(pk=member_id).first(),
-        "room": Room.objects.select_related("mediation").filter(pk=room_id).first(),
-    }
+    members, rooms = actors_rows(member_ids=[member_id], room_ids=[room_id])
+    return {"member": members.get(int(member_id)), "room": rooms.get(int(room_id))}
+
+
+_MEMBERS_WITH_USER = rows.ByPk(Membership, "user")
+_ROOMS_WITH_MEDIATION = rows.ByPk(Room, "mediation")
+
+
+def actors_rows(*, member_ids, room_ids) -> tuple[dict[int, Membership], dict[int, Room]]:
+    """``actor_rows`` for a batch: the members (with their users) and the rooms (with
+    their mediations) by id, in two queries whose SQL is built once (``rooms.rows``)."""
+    return _MEMBERS_WITH_USER.get(member_ids), _ROOMS_WITH_MEDIATION.get(room_ids)
 
 
 def check_loaded_actor(*, member: Membership | None, room: Room | None, roles: tuple[str, ...] | None = None) -> Actor:
@@ -231,8 +239,7 @@ def messages_post(posts: list[Post]) -> list[dict | ActionError]:
     two processes never lock them in opposite orders). Each post is checked on its own:
     a refused one gets its ActionError in its place and the others go on. A busy process
     sends its messages here in batches (rooms.batcher); one message is a batch of one."""
-    members = Membership.objects.select_related("user").in_bulk({int(p.member_id) for p in posts})
-    rooms = Room.objects.select_related("mediation").in_bulk({int(p.room_id) for p in posts})
+    members, rooms = actors_rows(member_ids=[p.member_id for p in posts], room_ids=[p.room_id for p in posts])
     results: list = [None] * len(posts)
     by_room: dict[int, list[int]] = {}
     for i, post in enumerate(posts):

@@ -1,0 +1,121 @@
+"""Rows read and written on every live action, with their SQL built once per process.
+
+Django builds a query's SQL anew at every evaluation. For most reads that is nothing,
+but a chat message (and a vote) reads its author and its room and inserts one event: at
+a batch of one, building those three statements was three quarters of the database
+thread's CPU per message (BENCHMARKS.md, many small rooms). Here the same rows come from
+SQL built once from the models' metadata, and go through the same converters and
+``Model.from_db`` as the ORM's, so a caller gets exactly what the ORM would have given it
+(tests/rooms/test_rows.py compares them on both engines).
+"""
+
+from __future__ import annotations
+
+from django.db import connection, models
+
+
+class ByPk:
+    """``model.objects.select_related(fk).in_bulk(pks)``: every concrete field of the
+    model and of the one row it points to, in one SELECT ... JOIN."""
+
+    def __init__(self, model: type[models.Model], fk: str):
+        self.model = model
+        self.fk = model._meta.get_field(fk)
+        self.related = self.fk.related_model
+        self._prepared: dict[str, tuple] = {}
+
+    def _prepare(self):
+        prepared = self._prepared.get(connection.alias)
+        if prepared is None:
+            qn = connection.ops.quote_name
+            own, other = self.model._meta.concrete_fields, self.related._meta.concrete_fields
+            columns = [f"a.{qn(f.column)}" for f in own] + [f"b.{qn(f.column)}" for f in other]
+            head = (
+                f"SELECT {', '.join(columns)} FROM {qn(self.model._meta.db_table)} a "
+                f"INNER JOIN {qn(self.related._meta.db_table)} b "
+                f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} "
+                f"WHERE a.{qn(self.model._meta.pk.column)} IN "
+            )
+            prepared = self._prepared[connection.alias] = (
+                head,
+                _converters(own, self.model._meta.db_table) + _converters(other, self.related._meta.db_table, len(own)),
+                [f.attname for f in own],
+                [f.attname for f in other],
+            )
+        return prepared
+
+    def get(self, pks) -> dict:
+        pks = sorted({int(pk) for pk in pks})
+        head, converters, own_names, other_names = self._prepare()
+        rows = []
+        with connection.cursor() as cursor:
+            for chunk in _chunks(pks, 1):
+                cursor.execute(f"{head}({', '.join(['%s'] * len(chunk))})", chunk)
+                rows += cursor.fetchall()
+        db, n, found = connection.alias, len(own_names), {}
+        for row in rows:
+            values = list(row)
+            for i, apply in converters:
+                values[i] = apply(values[i])
+            obj = self.model.from_db(db, own_names, values[:n])
+            self.fk.set_cached_value(obj, self.related.from_db(db, other_names, values[n:]))
+            found[obj.pk] = obj
+        return found
+
+
+class Insert:
+    """``model.objects.bulk_create(objs)`` for new rows with an auto primary key, which it
+    sets on each: one INSERT ... RETURNING (PostgreSQL; SQLite >= 3.35)."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        self.fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk]
+        self._heads: dict[str, str] = {}
+
+    def __call__(self, objs: list) -> None:
+        head = self._heads.get(connection.alias)
+        qn = connection.ops.quote_name
+        if head is None:
+            head = self._heads[connection.alias] = (
+                f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in self.fields)}) VALUES "
+            )
+        row = f"({', '.join(['%s'] * len(self.fields))})"
+        returning = f" RETURNING {qn(self.model._meta.pk.column)}"
+        ids = []
+        with connection.cursor() as cursor:
+            for chunk in _chunks(objs, len(self.fields)):
+                params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in self.fields]
+                cursor.execute(f"{head}{', '.join([row] * len(chunk))}{returning}", params)
+                ids += cursor.fetchall()
+        for obj, (pk,) in zip(objs, ids, strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+def _chunks(items: list, params_each: int):
+    """``items`` in statements within the backend's limit of parameters (SQLite: 999)."""
+    size = max(1, (connection.features.max_query_params or len(items) * params_each) // params_each)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _converters(fields, table: str, start: int = 0) -> list:
+    """The ORM's converters of each column read (the backend's, then the field's), as
+    ``SQLCompiler.get_converters`` picks and ``apply_converters`` runs them."""
+    out = []
+    for i, field in enumerate(fields, start=start):
+        col = field.get_col(table)
+        chain = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if chain:
+            out.append((i, _chain(chain, col)))
+    return out
+
+
+def _chain(chain, col):
+    def apply(value):
+        for converter in chain:
+            value = converter(value, col, connection)
+        return value
+
+    return apply
