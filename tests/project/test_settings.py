@@ -102,7 +102,7 @@ def test_embedded_default_needs_no_variable(tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.stdout.split() == [
         "django.db.backends.sqlite3",
-        "channels.layers.InMemoryChannelLayer",
+        "project.layers.InMemoryChannelLayer",
         "True",
     ]
     secret = (tmp_path / "data" / "secret_key").read_text()
