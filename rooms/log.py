@@ -73,42 +73,56 @@ def append_many(*, room_id: int, entries: list[dict]) -> list[dict]:
     """Appends several events to one room in one seq allocation and one INSERT, and
     returns their frames in order; each entry holds ``append``'s keyword arguments but
     the room. Same contract as ``append``: inside ``transaction.atomic``."""
+    return append_to_rooms({room_id: entries})[room_id]
+
+
+def append_to_rooms(entries_by_room: dict[int, list[dict]]) -> dict[int, list[dict]]:
+    """``append_many`` for several rooms at once: one seq allocation per room, rooms in id
+    order (two processes never lock them in opposite orders), then one INSERT for all
+    their events (a chat batch spans many rooms). Inside ``transaction.atomic``."""
     table = Room._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s "
-            "RETURNING last_seq, wrapped_key, master_key_id",
-            [len(entries), room_id],
-        )
-        last, wrapped, key_id = cursor.fetchone()
     at = timezone.now()
     events, merged = [], []
-    for seq, entry in enumerate(entries, start=last - len(entries) + 1):
-        secret = entry.get("secret")
-        ciphertext = None
-        if secret:
-            if wrapped is None:
-                raise CryptoError("this room's key is shredded: nothing can be written to it")
-            key = _data_key(key_id, bytes(wrapped))
-            plaintext = json.dumps(secret, ensure_ascii=False, separators=(",", ":"))
-            ciphertext = aead.encrypt(
-                key, plaintext, aad=aead.associated_data(room_id=str(room_id), seq=seq, event_type=entry["type"])
+    with connection.cursor() as cursor:
+        for room_id in sorted(entries_by_room):
+            entries = entries_by_room[room_id]
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s "
+                "RETURNING last_seq, wrapped_key, master_key_id",
+                [len(entries), room_id],
             )
-        events.append(
-            Event(
-                room_id=room_id,
-                seq=seq,
-                type=entry["type"],
-                at=at,
-                author_id=entry.get("author_id"),
-                data=entry["data"],
-                ciphertext=ciphertext,
-                secret_fields=_paths(secret) if secret else [],
-            )
-        )
-        merged.append(_merge(entry["data"], secret or {}))
+            last, wrapped, key_id = cursor.fetchone()
+            for seq, entry in enumerate(entries, start=last - len(entries) + 1):
+                events.append(_event(room_id, seq, at, entry, wrapped, key_id))
+                merged.append(_merge(entry["data"], entry.get("secret") or {}))
     _insert_events(events)
-    return [_frame(event, merged=m) for event, m in zip(events, merged, strict=True)]
+    frames: dict[int, list[dict]] = {room_id: [] for room_id in entries_by_room}
+    for event, m in zip(events, merged, strict=True):
+        frames[event.room_id].append(_frame(event, merged=m))
+    return frames
+
+
+def _event(room_id: int, seq: int, at, entry: dict, wrapped, key_id) -> Event:
+    secret = entry.get("secret")
+    ciphertext = None
+    if secret:
+        if wrapped is None:
+            raise CryptoError("this room's key is shredded: nothing can be written to it")
+        key = _data_key(key_id, bytes(wrapped))
+        plaintext = json.dumps(secret, ensure_ascii=False, separators=(",", ":"))
+        ciphertext = aead.encrypt(
+            key, plaintext, aad=aead.associated_data(room_id=str(room_id), seq=seq, event_type=entry["type"])
+        )
+    return Event(
+        room_id=room_id,
+        seq=seq,
+        type=entry["type"],
+        at=at,
+        author_id=entry.get("author_id"),
+        data=entry["data"],
+        ciphertext=ciphertext,
+        secret_fields=_paths(secret) if secret else [],
+    )
 
 
 _insert_events = rows.Insert(Event)

@@ -235,8 +235,7 @@ def check_message_post(actor: Actor) -> None:
 
 def messages_post(posts: list[Post]) -> list[dict | ActionError]:
     """Posts chat messages in one transaction (a group commit): the members and rooms in
-    two queries, then one seq allocation and one INSERT per room, rooms in id order (so
-    two processes never lock them in opposite orders). Each post is checked on its own:
+    two queries, then one seq allocation per room and one INSERT (``log.append_to_rooms``). Each post is checked on its own:
     a refused one gets its ActionError in its place and the others go on. A busy process
     sends its messages here in batches (rooms.batcher); one message is a batch of one."""
     members, rooms = actors_rows(member_ids=[p.member_id for p in posts], room_ids=[p.room_id for p in posts])
@@ -251,19 +250,21 @@ def messages_post(posts: list[Post]) -> list[dict | ActionError]:
                 results[i] = error
                 continue
         by_room.setdefault(actor.room.pk, []).append(i)
+    entries = {
+        room_id: [
+            {
+                "type": frames.CHAT_MESSAGE,
+                "data": {"author": members[int(posts[i].member_id)].public()},
+                "secret": {"body": posts[i].body},
+                "author_id": int(posts[i].member_id),
+            }
+            for i in indexes
+        ]
+        for room_id, indexes in by_room.items()
+    }
     with transaction.atomic():
-        for room_id in sorted(by_room):
-            indexes = by_room[room_id]
-            entries = [
-                {
-                    "type": frames.CHAT_MESSAGE,
-                    "data": {"author": members[int(posts[i].member_id)].public()},
-                    "secret": {"body": posts[i].body},
-                    "author_id": int(posts[i].member_id),
-                }
-                for i in indexes
-            ]
-            for i, frame in zip(indexes, log.append_many(room_id=room_id, entries=entries), strict=True):
+        for room_id, room_frames in log.append_to_rooms(entries).items():
+            for i, frame in zip(by_room[room_id], room_frames, strict=True):
                 broadcast.to_room(room_id, frame)
                 results[i] = frame
     return results

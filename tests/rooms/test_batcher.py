@@ -47,6 +47,9 @@ def test_one_transaction_gives_each_post_its_answer_and_its_seq(mediation, plena
         "type": "chat.message", "seq": 2, "at": results[0]["at"], "id": str(stored[(plenary.pk, 2)].pk),
         "author": consumer.public(), "body": "un",
     }
+    # One INSERT for both rooms: each answer names its own stored row.
+    for result, room in ((results[0], plenary), (results[2], caucus), (results[3], plenary)):
+        assert result["id"] == str(stored[(room.pk, result["seq"])].pk)
     assert [r.last_seq for r in Room.objects.filter(pk__in=[plenary.pk, caucus.pk]).order_by("kind")] == [1, 3]
     # What is stored reads back as what was sent (encrypted, bound to its own seq).
     page, _ = services.events_page(room=Room.objects.get(pk=plenary.pk), after_seq=1, limit=10)
