@@ -10,13 +10,13 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ballots import services
 from rooms import frames, validate
 from rooms.actions import BatchItem, Conn, ack, action, after_action, batched_action
-from rooms.errors import ActionError
+from rooms.errors import ActionError, speaking
 from rooms.frames import Code
 from rooms.hub import get_hub
 
@@ -63,7 +63,7 @@ def vote_cast_many(items: list[BatchItem]) -> list[list[dict] | ActionError]:
     casts, indexes = [], []
     for i, (conn, frame, _ref, language) in enumerate(items):
         try:
-            with translation.override(language or translation.get_language()):
+            with speaking(language):
                 ballot_id = validate.identifier(frame, "ballot_id")
                 choice = validate.string(frame, "choice", max_len=16)
         except ActionError as error:

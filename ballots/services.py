@@ -41,7 +41,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Sum
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -59,7 +59,7 @@ from ballots.models import (
 from crypto import merkle, signing
 from rooms import broadcast, frames, log
 from rooms import services as room_services
-from rooms.errors import ActionError
+from rooms.errors import ActionError, speaking
 from rooms.frames import Code
 from rooms.models import Mediation, Membership, MemberStatus, Outcome, Role, Room, RoomKind
 
@@ -326,7 +326,7 @@ def votes_cast(casts: list[Cast]) -> list[tuple[Ballot, str] | ActionError]:
     )
     by_ballot: dict[int, list[int]] = {}
     for i, cast in enumerate(casts):
-        with translation.override(cast.language or translation.get_language()):
+        with speaking(cast.language):
             try:
                 if cast.choice not in Choice.values:
                     raise ActionError(Code.BAD_REQUEST, _("'choice' is accept or refuse."))
@@ -369,7 +369,7 @@ def _votes_record(*, ballot_id: int, votes: list[tuple[int, str, str | None]]) -
     Nothing about the choice is written to it."""
 
     def refused(language, code, message) -> ActionError:
-        with translation.override(language or translation.get_language()):
+        with speaking(language):
             return ActionError(code, _(message))
 
 

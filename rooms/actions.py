@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils import translation
 
 from rooms import frames, services, validate
-from rooms.errors import ActionError
+from rooms.errors import ActionError, speaking
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ def chat_send_many(items: list[BatchItem]) -> list[list[dict] | ActionError]:
     posts, indexes = [], []
     for i, (conn, frame, _ref, language) in enumerate(items):
         try:
-            with translation.override(language or translation.get_language()):
+            with speaking(language):
                 body = validate.string(frame, "body", max_len=settings.PALABRE_MAX_BODY_CHARS)
         except ActionError as error:
             results[i] = error

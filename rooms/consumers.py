@@ -134,21 +134,25 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._session_key = handshake.COOKIES.get(settings.SESSION_COOKIE_NAME)
         self.channel_layer = None
         self.base_send = send
+        # The one place a connection's language is activated, for the socket's whole task
+        # (its own context: no other socket sees it): every message it handles, and the
+        # services it calls in worker threads, which inherit the context, speak the
+        # language of the handshake. Once, not per frame: activating costs as much as
+        # checking a chat message.
+        translation.activate(self.language)
         try:
             while True:
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            translation.deactivate()
 
     async def dispatch(self, message):
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        # The one place a connection's language is activated: every message it handles
-        # (and the services it calls in worker threads, which inherit the context) speaks
-        # the language of the handshake.
-        with translation.override(self.language):
-            await handler(message)
+        await handler(message)
 
     # --- handshake -------------------------------------------------------------------
 

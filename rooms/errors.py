@@ -1,6 +1,10 @@
 """The one error type every service raises; consumers turn it into an ``error`` frame,
 views into a 4xx JSON body (same code)."""
 
+import contextlib
+
+from django.utils import translation
+
 from rooms.frames import Code
 
 HTTP_STATUS = {
@@ -25,3 +29,13 @@ class ActionError(Exception):
         self.message = str(message)
         self.extra = extra
         self.http_status = status or HTTP_STATUS.get(code, 400)
+
+
+def speaking(language: str | None):
+    """``translation.override(language)`` for a frame's refusals, or nothing when that is
+    already the active language: a batch (rooms.batcher) runs in its first frame's
+    language, the language of most of its frames, and activating one costs more than
+    checking a chat message (py-spy, many small rooms)."""
+    if not language or language == translation.get_language():
+        return contextlib.nullcontext()
+    return translation.override(language)

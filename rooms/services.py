@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from rooms import broadcast, frames, log, registrations, rows
-from rooms.errors import ActionError
+from rooms.errors import ActionError, speaking
 from rooms.frames import Code
 from rooms.models import (
     Event,
@@ -242,7 +242,7 @@ def messages_post(posts: list[Post]) -> list[dict | ActionError]:
     results: list = [None] * len(posts)
     by_room: dict[int, list[int]] = {}
     for i, post in enumerate(posts):
-        with translation.override(post.language or translation.get_language()):
+        with speaking(post.language):
             try:
                 actor = check_loaded_actor(member=members.get(int(post.member_id)), room=rooms.get(int(post.room_id)))
                 check_message_post(actor)
