@@ -215,8 +215,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         try:
             frame = json.loads(text_data)
             # A lone surrogate ("\ud800") parses, but can be neither stored nor sent back
-            # as UTF-8 (found by tests/fuzz): such a frame is unreadable.
-            json.dumps(frame, ensure_ascii=False).encode("utf-8")
+            # as UTF-8 (found by tests/fuzz): such a frame is unreadable. The text came in
+            # as UTF-8, so only a \u escape can make one.
+            if "\\u" in text_data:
+                json.dumps(frame, ensure_ascii=False).encode("utf-8")
         except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
             frame = None
         ref = frame.get("ref") if isinstance(frame, dict) and isinstance(frame.get("ref"), str) else None

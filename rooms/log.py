@@ -9,7 +9,6 @@ Events are only ever broadcast after that commit (``rooms.broadcast``).
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from functools import lru_cache
@@ -172,13 +171,23 @@ def _frame(event: Event, *, merged: dict) -> dict:
 
 
 def _merge(data: dict, secret: dict) -> dict:
-    out = copy.deepcopy(data)
+    out = _copy(data)
     for key, value in secret.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def _copy(value):
+    """A copy of a JSON tree (``copy.deepcopy`` without its memo and dispatch: a third of
+    the time per chat frame)."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _paths(secret: dict, prefix: str = "") -> list[str]:
