@@ -11,7 +11,9 @@ SQL built once from the models' metadata, and go through the same converters and
 
 from __future__ import annotations
 
-from django.db import connection, models
+import weakref
+
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 
 class ByPk:
@@ -22,10 +24,11 @@ class ByPk:
         self.model = model
         self.fk = model._meta.get_field(fk)
         self.related = self.fk.related_model
-        self._prepared: dict[str, tuple] = {}
+        # Per connection (one per thread): the converters are the connection's own.
+        self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _prepare(self):
-        prepared = self._prepared.get(connection.alias)
+    def _prepare(self, connection):
+        prepared = self._prepared.get(connection)
         if prepared is None:
             qn = connection.ops.quote_name
             own, other = self.model._meta.concrete_fields, self.related._meta.concrete_fields
@@ -36,9 +39,10 @@ class ByPk:
                 f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} "
                 f"WHERE a.{qn(self.model._meta.pk.column)} IN "
             )
-            prepared = self._prepared[connection.alias] = (
+            prepared = self._prepared[connection] = (
                 head,
-                _converters(own, self.model._meta.db_table) + _converters(other, self.related._meta.db_table, len(own)),
+                _converters(connection, own, self.model._meta.db_table)
+                + _converters(connection, other, self.related._meta.db_table, len(own)),
                 [f.attname for f in own],
                 [f.attname for f in other],
             )
@@ -46,17 +50,21 @@ class ByPk:
 
     def get(self, pks) -> dict:
         pks = sorted({int(pk) for pk in pks})
-        head, converters, own_names, other_names = self._prepare()
+        connection = connections[DEFAULT_DB_ALIAS]
+        head, converters, own_names, other_names = self._prepare(connection)
         rows = []
         with connection.cursor() as cursor:
-            for chunk in _chunks(pks, 1):
+            for chunk in _chunks(connection, pks, 1):
                 cursor.execute(f"{head}({', '.join(['%s'] * len(chunk))})", chunk)
                 rows += cursor.fetchall()
         db, n, found = connection.alias, len(own_names), {}
         for row in rows:
             values = list(row)
-            for i, apply in converters:
-                values[i] = apply(values[i])
+            for i, chain, col in converters:
+                value = values[i]
+                for converter in chain:
+                    value = converter(value, col, connection)
+                values[i] = value
             obj = self.model.from_db(db, own_names, values[:n])
             self.fk.set_cached_value(obj, self.related.from_db(db, other_names, values[n:]))
             found[obj.pk] = obj
@@ -73,6 +81,7 @@ class Insert:
         self._heads: dict[str, str] = {}
 
     def __call__(self, objs: list) -> None:
+        connection = connections[DEFAULT_DB_ALIAS]
         head = self._heads.get(connection.alias)
         qn = connection.ops.quote_name
         if head is None:
@@ -83,7 +92,7 @@ class Insert:
         returning = f" RETURNING {qn(self.model._meta.pk.column)}"
         ids = []
         with connection.cursor() as cursor:
-            for chunk in _chunks(objs, len(self.fields)):
+            for chunk in _chunks(connection, objs, len(self.fields)):
                 params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in self.fields]
                 cursor.execute(f"{head}{', '.join([row] * len(chunk))}{returning}", params)
                 ids += cursor.fetchall()
@@ -93,29 +102,21 @@ class Insert:
             obj._state.db = connection.alias
 
 
-def _chunks(items: list, params_each: int):
+def _chunks(connection, items: list, params_each: int):
     """``items`` in statements within the backend's limit of parameters (SQLite: 999)."""
     size = max(1, (connection.features.max_query_params or len(items) * params_each) // params_each)
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _converters(fields, table: str, start: int = 0) -> list:
+def _converters(connection, fields, table: str, start: int = 0) -> list:
     """The ORM's converters of each column read (the backend's, then the field's), as
-    ``SQLCompiler.get_converters`` picks and ``apply_converters`` runs them."""
+    ``SQLCompiler.get_converters`` picks them; ``apply_converters`` runs them with the
+    connection of the thread that reads."""
     out = []
     for i, field in enumerate(fields, start=start):
         col = field.get_col(table)
         chain = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
         if chain:
-            out.append((i, _chain(chain, col)))
+            out.append((i, chain, col))
     return out
-
-
-def _chain(chain, col):
-    def apply(value):
-        for converter in chain:
-            value = converter(value, col, connection)
-        return value
-
-    return apply
