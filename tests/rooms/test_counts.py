@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -51,3 +54,42 @@ def test_counts_come_less_often_in_big_rooms():
     assert counts_interval(10) == 1.0
     assert counts_interval(5_000) == 5.0
     assert counts_interval(150_000) == 10.0
+
+
+async def test_a_heartbeat_tells_every_process_the_sockets_of_all_rooms_in_one_message(monkeypatch):
+    from rooms import hub as hub_module
+    from rooms.broadcast import DIRECT_GROUP
+
+    sent = []
+    beat = asyncio.Event()
+
+    class Layer:
+        async def group_send(self, group, message):
+            sent.append((group, message))
+            beat.set()
+
+    monkeypatch.setattr(hub_module, "PRESENCE_EVERY_S", 0)
+    hub = hub_module.Hub()
+    hub.layer, hub.channel = Layer(), "hub.me"
+    hub.rooms["7"].update({object(), object()})
+    hub.rooms["8"].add(object())
+    task = asyncio.create_task(hub._presence_heartbeat())
+    await asyncio.wait_for(beat.wait(), 5)
+    task.cancel()
+
+    assert sent[0] == (DIRECT_GROUP, {"type": "hub.presence_all", "hub": "hub.me", "online": {"7": 2, "8": 1}})
+
+
+async def test_a_heartbeat_counts_for_the_rooms_this_process_serves_only():
+    from rooms.hub import Hub
+
+    hub = Hub()
+    hub.channel = "hub.me"
+    hub.rooms["7"].add(object())
+
+    await hub.dispatch({"type": "hub.presence_all", "hub": "hub.other", "online": {"7": 5, "9": 3}})
+
+    assert online_total(hub._presence["7"], time.monotonic()) == 5
+    assert "9" not in hub._presence
+    for handle in hub._coalesced.values():
+        handle.cancel()
