@@ -18,7 +18,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 
 class ByPk:
     """``model.objects.select_related(fk).in_bulk(pks)``: every concrete field of the
-    model and of the one row it points to, in one SELECT ... JOIN."""
+    model and of the one row it points to, in one SELECT ... JOIN. ``where`` reads the
+    same rows by another column of the model."""
 
     def __init__(self, model: type[models.Model], fk: str):
         self.model = model
@@ -33,14 +34,14 @@ class ByPk:
             qn = connection.ops.quote_name
             own, other = self.model._meta.concrete_fields, self.related._meta.concrete_fields
             columns = [f"a.{qn(f.column)}" for f in own] + [f"b.{qn(f.column)}" for f in other]
-            head = (
+            select = (
                 f"SELECT {', '.join(columns)} FROM {qn(self.model._meta.db_table)} a "
                 f"INNER JOIN {qn(self.related._meta.db_table)} b "
-                f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} "
-                f"WHERE a.{qn(self.model._meta.pk.column)} IN "
+                f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} WHERE a."
             )
             prepared = self._prepared[connection] = (
-                head,
+                select,
+                {f.attname: qn(f.column) for f in own} | {"pk": qn(self.model._meta.pk.column)},
                 _converters(connection, own, self.model._meta.db_table)
                 + _converters(connection, other, self.related._meta.db_table, len(own)),
                 [f.attname for f in own],
@@ -49,15 +50,20 @@ class ByPk:
         return prepared
 
     def get(self, pks) -> dict:
-        pks = sorted({int(pk) for pk in pks})
+        # An id past a 64-bit integer names no row (and would not bind as a parameter).
+        pks = sorted({pk for pk in map(int, pks) if -(2**63) <= pk < 2**63})
+        return {obj.pk: obj for obj in self.where("pk", pks)}
+
+    def where(self, attname: str, values: list) -> list:
+        """The rows whose ``attname`` (a concrete field's, or ``pk``) is one of ``values``."""
         connection = connections[DEFAULT_DB_ALIAS]
-        head, converters, own_names, other_names = self._prepare(connection)
+        select, columns, converters, own_names, other_names = self._prepare(connection)
         rows = []
         with connection.cursor() as cursor:
-            for chunk in _chunks(connection, pks, 1):
-                cursor.execute(f"{head}({', '.join(['%s'] * len(chunk))})", chunk)
+            for chunk in _chunks(connection, values, 1):
+                cursor.execute(f"{select}{columns[attname]} IN ({', '.join(['%s'] * len(chunk))})", chunk)
                 rows += cursor.fetchall()
-        db, n, found = connection.alias, len(own_names), {}
+        db, n, found = connection.alias, len(own_names), []
         for row in rows:
             values = list(row)
             for i, chain, col in converters:
@@ -67,7 +73,7 @@ class ByPk:
                 values[i] = value
             obj = self.model.from_db(db, own_names, values[:n])
             self.fk.set_cached_value(obj, self.related.from_db(db, other_names, values[n:]))
-            found[obj.pk] = obj
+            found.append(obj)
         return found
 
 

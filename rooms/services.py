@@ -42,6 +42,10 @@ OPEN_PHASES = (Phase.REGISTRATION, Phase.DIALOGUE)
 
 # --- reading who may be where -------------------------------------------------------
 
+# The rows every handshake and every live action reads (rooms.rows: SQL built once).
+_MEMBERS_WITH_USER = rows.ByPk(Membership, "user")
+_ROOMS_WITH_MEDIATION = rows.ByPk(Room, "mediation")
+
 
 def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     """The room and the caller's membership if the caller may enter it, else None.
@@ -49,13 +53,15 @@ def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     if user is None or not user.is_authenticated:
         return None
     try:
-        room = Room.objects.select_related("mediation").get(pk=int(room_id))
-    except (Room.DoesNotExist, ValueError, TypeError):
+        room = _ROOMS_WITH_MEDIATION.get([int(room_id)]).get(int(room_id))
+    except (ValueError, TypeError):
         return None
-    member = (
-        Membership.objects.select_related("user")
-        .filter(user=user, mediation_id=room.mediation_id, status=MemberStatus.ADMITTED)
-        .first()
+    if room is None:
+        return None
+    # A user has one membership per mediation, and a few mediations.
+    member = next(
+        (m for m in _MEMBERS_WITH_USER.where("user_id", [user.pk]) if m.mediation_id == room.mediation_id),
+        None,
     )
     if member is None or not may_enter(member, room):
         return None
@@ -128,13 +134,9 @@ def room_public(room: Room) -> dict:
 def welcome_frame(*, room: Room, member: Membership) -> dict:
     """Read after the hub joined the room (so an event committed after this read is sure
     to arrive live), in one query."""
-    fresh = (
-        Room.objects.filter(pk=room.pk)
-        .values("last_seq", "moderated", "mediation__phase", "mediation__closes_at")
-        .get()
-    )
-    room.last_seq, room.moderated = fresh["last_seq"], fresh["moderated"]
-    room.mediation.phase, room.mediation.closes_at = fresh["mediation__phase"], fresh["mediation__closes_at"]
+    fresh = _ROOMS_WITH_MEDIATION.get([room.pk])[room.pk]
+    room.last_seq, room.moderated = fresh.last_seq, fresh.moderated
+    room.mediation.phase, room.mediation.closes_at = fresh.mediation.phase, fresh.mediation.closes_at
     return {
         "type": frames.WELCOME,
         "room": room_public(room),
@@ -175,10 +177,6 @@ def actor_rows(*, member_id, room_id) -> dict:
     on, read afresh; None for either that does not exist."""
     members, rooms = actors_rows(member_ids=[member_id], room_ids=[room_id])
     return {"member": members.get(int(member_id)), "room": rooms.get(int(room_id))}
-
-
-_MEMBERS_WITH_USER = rows.ByPk(Membership, "user")
-_ROOMS_WITH_MEDIATION = rows.ByPk(Room, "mediation")
 
 
 def actors_rows(*, member_ids, room_ids) -> tuple[dict[int, Membership], dict[int, Room]]:

@@ -61,6 +61,18 @@ def test_rooms_with_their_mediations_are_the_orms(mediation, plenary, mediator, 
 def test_no_ids_read_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert rows.ByPk(Room, "mediation").get([]) == {}
+        assert rows.ByPk(Room, "mediation").get([2**63, -(2**64)]) == {}
+
+
+def test_rows_by_another_column_are_the_orms(mediation, make_mediation, make_member, consumer):
+    elsewhere = make_member(make_mediation(), status="pending")
+    Membership.objects.filter(pk=elsewhere.pk).update(user=consumer.user)
+
+    read = rows.ByPk(Membership, "user").where("user_id", [consumer.user_id])
+
+    orm = Membership.objects.select_related("user").filter(user=consumer.user)
+    assert sorted(fields_of(m).items() for m in read) == sorted(fields_of(m).items() for m in orm)
+    assert len(read) == 2 and all(m.user.pk == consumer.user_id for m in read)
 
 
 def test_insert_sets_each_primary_key_and_stores_every_field(plenary, consumer):
