@@ -34,8 +34,8 @@ class ActionError(Exception):
 def speaking(language: str | None):
     """``translation.override(language)`` for a frame's refusals, or nothing when that is
     already the active language: a batch (rooms.batcher) runs in its first frame's
-    language, the language of most of its frames, and activating one costs more than
-    checking a chat message (py-spy, many small rooms)."""
+    language, the language of most of its frames, and activating one per frame showed in
+    py-spy (many small rooms)."""
     if not language or language == translation.get_language():
         return contextlib.nullcontext()
     return translation.override(language)
