@@ -12,9 +12,10 @@ database thread. Each time one of them makes a system call (every socket write, 
 SQLite statement) it gives the GIL up, and getting it back waits until the other has held
 it for the switch interval: 5 ms by default. With chat in many small rooms that convoy,
 not CPU, was the limit (the process used 0.6 of a core while p99 passed 200 ms); at
-0.1 ms the same machine carries 1.7x the deliveries at p99 < 200 ms (BENCHMARKS.md).
+0.1 ms the same machine carried 1.7x the deliveries at p99 < 200 ms (commit c62bc37).
 The price: more hand-offs when both threads are busy at once, as in a burst of handshakes
-(about +20 % server CPU per handshake in an A/B; BENCHMARKS.md). 0 restores Python's 5 ms.
+(about +20 % server CPU per handshake in an A/B: the notes of BENCHMARKS.md at commit
+5ccfa0a). 0 restores Python's 5 ms.
 """
 
 from __future__ import annotations

@@ -65,20 +65,15 @@ def append(
     """Appends one event and returns its frame. Must run inside ``transaction.atomic``:
     the room row stays locked until the caller commits."""
     entry = {"type": type, "data": data, "secret": secret, "author_id": author_id}
-    return append_many(room_id=room_id, entries=[entry])[0]
-
-
-def append_many(*, room_id: int, entries: list[dict]) -> list[dict]:
-    """Appends several events to one room in one seq allocation and one INSERT, and
-    returns their frames in order; each entry holds ``append``'s keyword arguments but
-    the room. Same contract as ``append``: inside ``transaction.atomic``."""
-    return append_to_rooms({room_id: entries})[room_id]
+    return append_to_rooms({room_id: [entry]})[room_id][0]
 
 
 def append_to_rooms(entries_by_room: dict[int, list[dict]]) -> dict[int, list[dict]]:
-    """``append_many`` for several rooms at once: one seq allocation per room, rooms in id
-    order (two processes never lock them in opposite orders), then one INSERT for all
-    their events (a chat batch spans many rooms). Inside ``transaction.atomic``."""
+    """Appends events to several rooms and returns each room's frames in order; each
+    entry holds ``append``'s keyword arguments but the room. One seq allocation per room,
+    rooms in id order (two processes never lock them in opposite orders), then one INSERT
+    for all their events (a chat batch spans many rooms). Same contract as ``append``:
+    inside ``transaction.atomic``."""
     table = Room._meta.db_table
     at = timezone.now()
     events, merged = [], []

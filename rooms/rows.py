@@ -65,14 +65,14 @@ class ByPk:
                 rows += cursor.fetchall()
         db, n, found = connection.alias, len(own_names), []
         for row in rows:
-            values = list(row)
+            fields = list(row)
             for i, chain, col in converters:
-                value = values[i]
+                value = fields[i]
                 for converter in chain:
                     value = converter(value, col, connection)
-                values[i] = value
-            obj = self.model.from_db(db, own_names, values[:n])
-            self.fk.set_cached_value(obj, self.related.from_db(db, other_names, values[n:]))
+                fields[i] = value
+            obj = self.model.from_db(db, own_names, fields[:n])
+            self.fk.set_cached_value(obj, self.related.from_db(db, other_names, fields[n:]))
             found.append(obj)
         return found
 

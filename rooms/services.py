@@ -53,9 +53,10 @@ def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     if user is None or not user.is_authenticated:
         return None
     try:
-        room = _ROOMS_WITH_MEDIATION.get([int(room_id)]).get(int(room_id))
+        room_pk = int(room_id)
     except (ValueError, TypeError):
         return None
+    room = _ROOMS_WITH_MEDIATION.get([room_pk]).get(room_pk)
     if room is None:
         return None
     # A user has one membership per mediation, and a few mediations.
@@ -133,10 +134,8 @@ def room_public(room: Room) -> dict:
 
 def welcome_frame(*, room: Room, member: Membership) -> dict:
     """Read after the hub joined the room (so an event committed after this read is sure
-    to arrive live), in one query."""
-    fresh = _ROOMS_WITH_MEDIATION.get([room.pk])[room.pk]
-    room.last_seq, room.moderated = fresh.last_seq, fresh.moderated
-    room.mediation.phase, room.mediation.closes_at = fresh.mediation.phase, fresh.mediation.closes_at
+    to arrive live), in one query: the room as it is now, not as the handshake read it."""
+    room = _ROOMS_WITH_MEDIATION.get([room.pk])[room.pk]
     return {
         "type": frames.WELCOME,
         "room": room_public(room),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -76,6 +77,8 @@ async def test_a_heartbeat_tells_every_process_the_sockets_of_all_rooms_in_one_m
     task = asyncio.create_task(hub._presence_heartbeat())
     await asyncio.wait_for(beat.wait(), 5)
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
     assert sent[0] == (DIRECT_GROUP, {"type": "hub.presence_all", "hub": "hub.me", "online": {"7": 2, "8": 1}})
 
