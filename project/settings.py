@@ -156,14 +156,23 @@ if PRODUCTION and not REDIS_URL:
     raise ImproperlyConfigured("REDIS_URL must be set in production.")
 
 # The room hub subscribes one channel per process, so the layer carries one message per
-# broadcast per process: give that channel room for bursts (channels' default of 100
-# drops silently when full). Redis: socket_timeout=None, because redis-py 8's default 5 s
-# equals the layer's 5 s BZPOPMIN and kills idle receivers (channels_redis#422, anchors §0).
+# broadcast per process. In memory (one process): give that channel room for bursts
+# (channels' default of 100 drops silently when full).
+#
+# Redis: channels-redis' pub/sub layer. The list-based RedisChannelLayer made every
+# broadcast cost each process a BZPOPMIN, a backup-queue script and a ZADD on receive,
+# a quarter of a daphne's CPU in many small rooms; with PUBLISH and a pushed receive the
+# same two processes carried 6,727 deliveries/s at p99 < 200 ms instead of 1,682
+# (BENCHMARKS.md). What it gives up: a process cut off from Redis misses what is
+# published meanwhile instead of finding it queued. Broadcast was already best effort
+# (rooms.broadcast): the log is the truth, the hub holds an early frame for its gap, and
+# clients fill gaps with ``sync``. socket_timeout=None: redis-py 8's default 5 s cut idle
+# layer connections (channels_redis#422, anchors §0).
 CHANNEL_CAPACITY = env.int("PALABRE_CHANNEL_CAPACITY", default=10_000)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -174,8 +183,6 @@ if REDIS_URL:
                         "retry_on_timeout": True,
                     }
                 ],
-                "capacity": CHANNEL_CAPACITY,
-                "expiry": 60,
                 "prefix": env.str("PALABRE_CHANNEL_PREFIX", default="palabre"),
             },
         }

@@ -1,10 +1,11 @@
 """Platform endpoints: health, accounts and the API's description."""
 
+import asyncio
 import functools
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
-from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from django.contrib.auth import authenticate, login, logout
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
@@ -41,24 +42,30 @@ def healthz(request):
 
 
 async def _layer_roundtrip():
-    import asyncio
-
+    """A message sent to a channel of its own and received back, on the process's own
+    layer (Redis: the connections the room hub uses)."""
     layer = get_channel_layer()
-    own = hasattr(layer, "close_pools")
-    if own:
-        # Redis: a layer of its own. Receives on the shared one queue behind the room hub's
-        # blocking read, and after a Redis restart never got their turn again: /healthz
-        # said 503 forever while rooms were live (tests/chaos/test_backing_services.py).
-        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    channel = await layer.new_channel("palabre.health.")
+    heard = asyncio.get_running_loop().create_future()
+    listener = asyncio.ensure_future(_listen(layer, channel, heard))
+    await asyncio.sleep(0)  # listening before the ping goes
     try:
-        channel = await layer.new_channel("palabre.health.")
         await layer.send(channel, {"type": "health.ping"})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+        message = await asyncio.wait_for(heard, timeout=2)
     finally:
-        if own:
-            await layer.close_pools()
+        # A layer forgets a channel when a receive on it is cancelled (a consumer's exit;
+        # Redis pub/sub: the UNSUBSCRIBE): a check every few seconds leaves none behind.
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
     if message.get("type") != "health.ping":
         raise RuntimeError("channel layer answered something else")
+
+
+async def _listen(layer, channel: str, heard: asyncio.Future) -> None:
+    message = await layer.receive(channel)
+    if not heard.done():
+        heard.set_result(message)
+    await layer.receive(channel)  # until cancelled
 
 
 @ensure_csrf_cookie

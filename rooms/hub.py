@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import defaultdict
 
 from asgiref.sync import sync_to_async
@@ -42,6 +43,11 @@ PRESENCE_EVERY_S = 10.0
 PRESENCE_TTL_S = 3.5 * PRESENCE_EVERY_S
 COUNTS_MAX_INTERVAL_S = 10.0
 
+# How long a subscription may take to be confirmed, and how often it is probed meanwhile
+# (``Hub._heard_through``).
+PROBE_TIMEOUT_S = 5.0
+PROBE_EVERY_S = 0.05
+
 
 def online_total(said: dict[str, tuple[int, float]], now: float) -> int:
     """The room's online count from what each process said and when."""
@@ -69,6 +75,7 @@ class Hub:
         self._delivering = asyncio.Lock()
         self._presence: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
         self._room_meta: dict[str, tuple[str, bool]] = {}
+        self._probes: dict[str, asyncio.Future] = {}
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -80,9 +87,10 @@ class Hub:
                 return
             channel = await self.layer.new_channel("palabre.hub.")
             self.channel = channel
+            # Reading first: a subscription is confirmed by a probe the reader hears.
+            self._tasks.append(asyncio.create_task(self._read(), name="palabre-hub-reader"))
             await self._subscribe(DIRECT_GROUP)
             self._tasks.append(asyncio.create_task(Outbox(asyncio.get_running_loop()).run(), name="palabre-outbox"))
-            self._tasks.append(asyncio.create_task(self._read(), name="palabre-hub-reader"))
             self._tasks.append(asyncio.create_task(self._renew(), name="palabre-hub-renew"))
             self._tasks.append(asyncio.create_task(self._presence_heartbeat(), name="palabre-hub-presence"))
             if settings.PALABRE_INPROCESS_DEADLINES:
@@ -91,9 +99,26 @@ class Hub:
     async def _subscribe(self, group: str) -> None:
         try:
             await self.layer.group_add(group, self.channel)
+            await self._heard_through(group)
             self._subscribed.add(group)
-        except Exception:  # noqa: BLE001 - the layer may be down; _read resubscribes
+        except Exception:  # noqa: BLE001 - the layer may be down; the next join or renewal retries
             logger.warning("could not subscribe to %s; will retry", group, exc_info=True)
+
+    async def _heard_through(self, group: str) -> None:
+        """Returns once a probe sent to ``group`` came back to this hub. Redis pub/sub
+        sends SUBSCRIBE without waiting for its answer, and ``join`` promises that the
+        subscription is live before the welcome reads ``last_seq``: a probe heard proves
+        it. A probe that went before the subscription is lost, so it is sent again until
+        one is heard (other processes ignore them)."""
+        token = uuid.uuid4().hex
+        heard = self._probes[token] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                while not heard.done():
+                    await self.layer.group_send(group, {"type": "hub.probe", "token": token})
+                    await asyncio.wait([heard], timeout=PROBE_EVERY_S)
+        finally:
+            self._probes.pop(token, None)
 
     async def _resubscribe_all(self) -> None:
         groups = {DIRECT_GROUP, *(room_group(r) for r, conns in self.rooms.items() if conns)}
@@ -173,6 +198,10 @@ class Hub:
             for room_id, online in message["online"].items():
                 if room_id in self.rooms or room_id in self._presence:
                     self._presence_heard(room_id, message["hub"], int(online))
+        elif kind == "hub.probe":
+            heard = self._probes.get(message["token"])
+            if heard is not None and not heard.done():
+                heard.set_result(None)
         elif kind == "hub.close_user":
             for conn in list(self.users.get(message["user_id"], ())):
                 await conn.close(code=message["code"])

@@ -54,6 +54,7 @@ async def _stop_room_hub():
     receiving on a dead loop and PostgreSQL keeps a session on the test database."""
     yield
     from channels.layers import channel_layers
+    from channels_redis.pubsub import RedisPubSubChannelLayer
     from django.db import connections
 
     from rooms.hub import _hubs
@@ -65,11 +66,11 @@ async def _stop_room_hub():
         await asyncio.gather(*hub._tasks, return_exceptions=True)
         for handle in hub._coalesced.values():
             handle.cancel()
-    # A fresh layer for the next test: the Redis layer's per-channel locks are bound to
-    # the loop that first used them.
+    # A fresh layer for the next test, its Redis connections closed (the pub/sub layer's
+    # flush closes this loop's connections).
     for layer in list(channel_layers.backends.values()):
-        if hasattr(layer, "close_pools"):
-            await layer.close_pools()
+        if isinstance(layer, RedisPubSubChannelLayer):
+            await layer.flush()
     channel_layers.backends.clear()
     await sync_to_async(connections.close_all)()
 

@@ -59,6 +59,18 @@ def test_healthz_ok(client):
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
 
+async def test_healthz_checks_leave_no_channel_behind():
+    """A health check every few seconds on a process that runs for weeks: each check's
+    channel is forgotten (Redis pub/sub: unsubscribed) once it has answered."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channels = layer._get_layer().channels if hasattr(layer, "_get_layer") else layer.channels
+    for _ in range(3):
+        await views._layer_roundtrip()
+    assert not [name for name in channels if "palabre.health." in name]
+
+
 def test_healthz_names_a_failing_database(client, monkeypatch):
     class DownDatabase:
         def cursor(self):

@@ -124,4 +124,4 @@ def test_redis_url_selects_the_redis_layer(tmp_path):
     code = SETUP + "; from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], s.DATABASES['default']['ENGINE'])"
     result = run(["-c", code], env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["channels_redis.core.RedisChannelLayer", "django.db.backends.postgresql"]
+    assert result.stdout.split() == ["channels_redis.pubsub.RedisPubSubChannelLayer", "django.db.backends.postgresql"]

@@ -115,3 +115,44 @@ async def test_a_second_gap_gets_a_whole_window_of_its_own(hub):
     await frame(hub, 4)
     assert conn.got == ["s1", "s2", "s3", "s4", "s5"]
     assert hub._order["7"].timer is None and second.cancelled()
+
+
+class JoiningConn(FakeConn):
+    def __init__(self, room_id: str):
+        super().__init__()
+        self.room_id, self.member_id, self.user_id = room_id, f"m{room_id}", f"u{room_id}"
+        self.mediation_id, self.plenary = "1", True
+
+
+class LateSubscriptions:
+    """The process's layer, but a group_add takes effect a moment after it returns, as a
+    Redis pub/sub SUBSCRIBE does (sent, not awaited)."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    async def group_add(self, group, channel):
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.02, lambda: loop.create_task(self.layer.group_add(group, channel)))
+
+
+async def test_a_frame_published_right_after_a_join_arrives():
+    """``join`` returns once the room's subscription is live: what is published right
+    after it (a commit that follows the welcome's read of last_seq) reaches the socket."""
+    from rooms.broadcast import room_group
+
+    hub = Hub()
+    hub.layer = LateSubscriptions(hub.layer)
+    conns = [JoiningConn(str(900_000 + i)) for i in range(3)]
+    for conn in conns:
+        await hub.join(conn)
+        await hub.layer.group_send(
+            room_group(conn.room_id), {"type": "hub.room", "room_id": conn.room_id, "seq": None, "text": "first"}
+        )
+    async with asyncio.timeout(5):
+        while not all(conn.got for conn in conns):
+            await asyncio.sleep(0.01)
+    assert all(conn.got == ["first"] for conn in conns)
