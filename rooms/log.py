@@ -1,7 +1,7 @@
 """The room log: append (encrypting free text) and read back as protocol frames.
 
-Seq allocation: ``UPDATE room SET last_seq = last_seq + 1 ... RETURNING`` inside the
-transaction that inserts the event. The UPDATE takes the room row's write lock until
+Seq allocation: ``UPDATE room SET last_seq = last_seq + n ... RETURNING`` inside the
+transaction that inserts the events (one statement for every room of a batch). The UPDATE takes the room row's write lock until
 commit, so two writers on any number of processes get distinct consecutive numbers, and
 a rolled-back insert rolls the increment back with it: the log stays gapless (1, 2, 3 …).
 Events are only ever broadcast after that commit (``rooms.broadcast``).
@@ -70,30 +70,53 @@ def append(
 
 def append_to_rooms(entries_by_room: dict[int, list[dict]]) -> dict[int, list[dict]]:
     """Appends events to several rooms and returns each room's frames in order; each
-    entry holds ``append``'s keyword arguments but the room. One seq allocation per room,
-    rooms in id order (two processes never lock them in opposite orders), then one INSERT
-    for all their events (a chat batch spans many rooms). Same contract as ``append``:
-    inside ``transaction.atomic``."""
-    table = Room._meta.db_table
+    entry holds ``append``'s keyword arguments but the room. One statement allocates
+    every room's seqs (``_allocate``), one INSERT writes all their events (a chat batch
+    spans many rooms). Same contract as ``append``: inside ``transaction.atomic``."""
     at = timezone.now()
     events, merged = [], []
-    with connection.cursor() as cursor:
-        for room_id in sorted(entries_by_room):
-            entries = entries_by_room[room_id]
-            cursor.execute(
-                f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s "
-                "RETURNING last_seq, wrapped_key, master_key_id",
-                [len(entries), room_id],
-            )
-            last, wrapped, key_id = cursor.fetchone()
-            for seq, entry in enumerate(entries, start=last - len(entries) + 1):
-                events.append(_event(room_id, seq, at, entry, wrapped, key_id))
-                merged.append(_merge(entry["data"], entry.get("secret") or {}))
+    allocated = _allocate({room_id: len(entries) for room_id, entries in entries_by_room.items()})
+    for room_id in sorted(entries_by_room):
+        entries = entries_by_room[room_id]
+        last, wrapped, key_id = allocated[room_id]
+        for seq, entry in enumerate(entries, start=last - len(entries) + 1):
+            events.append(_event(room_id, seq, at, entry, wrapped, key_id))
+            merged.append(_merge(entry["data"], entry.get("secret") or {}))
     _insert_events(events)
     frames: dict[int, list[dict]] = {room_id: [] for room_id in entries_by_room}
     for event, m in zip(events, merged, strict=True):
         frames[event.room_id].append(_frame(event, merged=m))
     return frames
+
+
+# Rooms per statement: three parameters each, within SQLite's 999.
+_ALLOCATE_CHUNK = 300
+
+
+def _allocate(counts: dict[int, int]) -> dict[int, tuple[int, bytes | None, str]]:
+    """Adds ``counts[room]`` to each room's ``last_seq``: {room: (new last_seq, wrapped
+    key, master key id)}. A batch of chat in many rooms took one UPDATE per room, each a
+    round trip through the database driver; here it is one UPDATE ... CASE for all. Rows
+    are locked in id order so two processes never wait on each other in opposite orders:
+    PostgreSQL takes them with SELECT ... ORDER BY id FOR UPDATE first (an UPDATE locks in
+    whatever order its plan visits rows); SQLite's IMMEDIATE transaction already holds
+    the whole database's write lock."""
+    table = connection.ops.quote_name(Room._meta.db_table)
+    allocated = {}
+    room_ids = sorted(counts)
+    with connection.cursor() as cursor:
+        for start in range(0, len(room_ids), _ALLOCATE_CHUNK):
+            chunk = room_ids[start : start + _ALLOCATE_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            if len(chunk) > 1 and connection.features.has_select_for_update:
+                cursor.execute(f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id FOR UPDATE", chunk)
+            cursor.execute(
+                f"UPDATE {table} SET last_seq = last_seq + CASE id {' '.join(['WHEN %s THEN %s'] * len(chunk))} END "
+                f"WHERE id IN ({marks}) RETURNING id, last_seq, wrapped_key, master_key_id",
+                [value for room_id in chunk for value in (room_id, counts[room_id])] + chunk,
+            )
+            allocated.update((row[0], row[1:]) for row in cursor.fetchall())
+    return allocated
 
 
 def _event(room_id: int, seq: int, at, entry: dict, wrapped, key_id) -> Event:

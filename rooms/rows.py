@@ -19,12 +19,24 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 class ByPk:
     """``model.objects.select_related(fk).in_bulk(pks)``: every concrete field of the
     model and of the one row it points to, in one SELECT ... JOIN. ``where`` reads the
-    same rows by another column of the model."""
+    same rows by another column of the model.
 
-    def __init__(self, model: type[models.Model], fk: str):
+    ``only`` and ``related_only`` name the fields to read, as ``QuerySet.only`` does (the
+    primary keys and the foreign key always come): the others are deferred, and reading
+    one costs a query of its own, as with the ORM."""
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        fk: str,
+        only: tuple[str, ...] | None = None,
+        related_only: tuple[str, ...] | None = None,
+    ):
         self.model = model
         self.fk = model._meta.get_field(fk)
         self.related = self.fk.related_model
+        self.own = _fields(model, only, always=(self.fk,))
+        self.other = _fields(self.related, related_only)
         # Per connection (one per thread): the converters are the connection's own.
         self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -32,7 +44,7 @@ class ByPk:
         prepared = self._prepared.get(connection)
         if prepared is None:
             qn = connection.ops.quote_name
-            own, other = self.model._meta.concrete_fields, self.related._meta.concrete_fields
+            own, other = self.own, self.other
             columns = [f"a.{qn(f.column)}" for f in own] + [f"b.{qn(f.column)}" for f in other]
             select = (
                 f"SELECT {', '.join(columns)} FROM {qn(self.model._meta.db_table)} a "
@@ -97,15 +109,39 @@ class Insert:
         row = f"({', '.join(['%s'] * len(self.fields))})"
         returning = f" RETURNING {qn(self.model._meta.pk.column)}"
         ids = []
+        # A batch repeats values (its rows share a time, a room, a type, NULLs): each
+        # distinct (field, type, value) is prepared once per call. JSON trees are not
+        # hashable and are prepared each time.
+        prepared: dict = {}
+
+        def prep(i, field, value):
+            if type(value) in (dict, list):
+                return field.get_db_prep_save(value, connection)
+            key = (i, type(value), value)
+            found = prepared.get(key, prepared)
+            if found is prepared:
+                found = prepared[key] = field.get_db_prep_save(value, connection)
+            return found
+
         with connection.cursor() as cursor:
             for chunk in _chunks(connection, objs, len(self.fields)):
-                params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in self.fields]
+                params = [prep(i, f, f.pre_save(obj, True)) for obj in chunk for i, f in enumerate(self.fields)]
                 cursor.execute(f"{head}{', '.join([row] * len(chunk))}{returning}", params)
                 ids += cursor.fetchall()
         for obj, (pk,) in zip(objs, ids, strict=True):
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+
+
+def _fields(model, only, always=()) -> list:
+    fields = model._meta.concrete_fields
+    if only is None:
+        return list(fields)
+    unknown = set(only) - {f.name for f in fields} - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    return [f for f in fields if f.primary_key or f in always or f.name in only or f.attname in only]
 
 
 def _chunks(connection, items: list, params_each: int):

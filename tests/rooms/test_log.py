@@ -77,3 +77,43 @@ def test_rooms_have_their_own_sequences(make_mediation, make_member):
         for future in futures:
             future.result()
     assert all(seqs == list(range(1, MESSAGES + 1)) for seqs in results)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_over_the_same_rooms_in_opposite_orders(make_mediation, make_member):
+    """Chat batches span many rooms and allocate their seqs in one statement: four writers
+    (on PostgreSQL, four processes' connections) posting to the same six rooms, listed in
+    opposite orders, never deadlock, and every room's log stays gapless and in order."""
+    rooms, members = [], []
+    for n in range(6):
+        mediation = make_mediation(title=f"M{n}")
+        rooms.append(services.plenary_room(mediation))
+        members.append(make_member(mediation))
+    barrier = threading.Barrier(4)
+
+    def post_batches(writer: int) -> list:
+        order = list(range(6)) if writer % 2 else list(reversed(range(6)))
+        try:
+            barrier.wait(timeout=30)
+            return [
+                services.messages_post(
+                    [services.Post(members[n].pk, rooms[n].pk, f"{writer}:{i}") for n in order]
+                )
+                for i in range(MESSAGES)
+            ]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        batches = [frame for future in [pool.submit(post_batches, w) for w in range(4)] for frame in future.result()]
+    assert not [f for batch in batches for f in batch if not isinstance(f, dict)]
+    key_of = {room.pk: room_data_key(Room.objects.get(pk=room.pk)) for room in rooms}
+    for room in rooms:
+        events = list(Event.objects.filter(room=room).order_by("seq"))
+        assert [e.seq for e in events] == list(range(1, 4 * MESSAGES + 1))
+        assert Room.objects.get(pk=room.pk).last_seq == 4 * MESSAGES
+        by_writer: dict[str, list[int]] = {}
+        for event in events:
+            writer, index = event_frame(event, key_of[room.pk])["body"].split(":")
+            by_writer.setdefault(writer, []).append(int(index))
+        assert all(indexes == list(range(MESSAGES)) for indexes in by_writer.values())

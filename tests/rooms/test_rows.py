@@ -102,3 +102,45 @@ def test_insert_sets_each_primary_key_and_stores_every_field(plenary, consumer):
         assert got.seq == event.seq and got.at == at and got.author_id == event.author_id
         assert got.data == event.data and got.secret_fields == event.secret_fields
         assert (bytes(got.ciphertext) if got.ciphertext is not None else None) == event.ciphertext
+
+
+def test_insert_keeps_values_that_compare_equal_apart(plenary):
+    """Equal values are prepared once per insert, but 1, True and 1.0 are not the same
+    JSON, and two times of one instant in two zones are stored as that instant."""
+    at = timezone.now()
+    paris = at.astimezone(timezone.get_fixed_timezone(60))
+    values = [1, True, 1.0, "1", 0, False, 0.0]
+    events = [
+        Event(room_id=plenary.pk, seq=2000 + i, type="x", at=paris if i % 2 else at, data=value)
+        for i, value in enumerate(values)
+    ]
+
+    rows.Insert(Event)(events)
+
+    stored = Event.objects.in_bulk([e.pk for e in events])
+    got = [stored[e.pk].data for e in events]
+    assert [(type(v), v) for v in got] == [(type(v), v) for v in values]
+    assert all(stored[e.pk].at == at for e in events)
+
+
+def test_only_named_fields_are_read_and_the_others_load_on_use(consumer, django_assert_num_queries):
+    slim = rows.ByPk(Membership, "user", only=("role", "muted"), related_only=("username",))
+    with django_assert_num_queries(1):
+        member = slim.get([consumer.pk])[consumer.pk]
+        assert (member.pk, member.user_id, member.role, member.muted) == (
+            consumer.pk,
+            consumer.user_id,
+            consumer.role,
+            consumer.muted,
+        )
+        assert member.user.username == consumer.user.username
+    assert member.get_deferred_fields() == {f.attname for f in Membership._meta.concrete_fields} - {
+        "id",
+        "user_id",
+        "role",
+        "muted",
+    }
+    with django_assert_num_queries(1):
+        assert member.joined_at == consumer.joined_at
+    with pytest.raises(ValueError, match="no field nickname"):
+        rows.ByPk(Membership, "user", only=("nickname",))
