@@ -55,7 +55,14 @@ def _calling_loop():
 
 class Outbox:
     """One per event loop that runs a room hub: broadcasts handed over by its database
-    thread, published one after the other by one task, so none overtakes another."""
+    thread, published one after the other by one task, so none overtakes another.
+
+    What waited while the previous publish was under way goes out together: a run of
+    room frames becomes one ``hub.rooms`` message on the process-wide group, which every
+    hub reads and keeps the frames of its own rooms from. A chat batch in many small
+    rooms was one publish per frame and one receive per frame on every process, a third
+    of a daphne's CPU on Redis (py-spy, 100 rooms x 10, 2 processes); now it is one per
+    batch. A lone frame still goes to its room's group only."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
@@ -69,13 +76,44 @@ class Outbox:
         _outboxes[self.loop] = self
         try:
             while True:
-                group, message = await self.queue.get()
-                try:
-                    await layer.group_send(group, message)
-                except Exception:  # noqa: BLE001 - as _send_now: the log is the truth
-                    logger.warning("broadcast to %s failed; clients will catch up with sync", group, exc_info=True)
+                waiting = [await self.queue.get()]
+                while not self.queue.empty() and len(waiting) < OUTBOX_BATCH:
+                    waiting.append(self.queue.get_nowait())
+                for group, message in coalesced(waiting):
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception:  # noqa: BLE001 - as _send_now: the log is the truth
+                        logger.warning("broadcast to %s failed; clients will catch up with sync", group, exc_info=True)
         finally:
             _outboxes.pop(self.loop, None)
+
+
+# Frames in one hub.rooms message at most (a chat batch is at most 200 messages).
+OUTBOX_BATCH = 500
+
+
+def coalesced(waiting: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """``waiting`` in order, each run of two or more room frames made one ``hub.rooms``
+    message to the process-wide group."""
+    out: list[tuple[str, dict]] = []
+    run: list[dict] = []
+
+    def close_run():
+        if len(run) == 1:
+            out.append((room_group(run[0]["room_id"]), run[0]))
+        elif run:
+            frames = [[m["room_id"], m["seq"], m["text"]] for m in run]
+            out.append((DIRECT_GROUP, {"type": "hub.rooms", "frames": frames}))
+        run.clear()
+
+    for group, message in waiting:
+        if message.get("type") == "hub.room":
+            run.append(message)
+        else:
+            close_run()
+            out.append((group, message))
+    close_run()
+    return out
 
 
 _outboxes: dict[asyncio.AbstractEventLoop, Outbox] = {}

@@ -188,6 +188,12 @@ class Hub:
         kind = message.get("type")
         if kind == "hub.room":
             await self.room_frame(message["room_id"], message.get("seq"), message["text"])
+        elif kind == "hub.rooms":
+            # Every process hears these (rooms.broadcast.Outbox): each keeps the frames
+            # of the rooms it serves, or has served and still keeps in order.
+            for room_id, seq, text in message["frames"]:
+                if room_id in self.rooms or room_id in self._order:
+                    await self.room_frame(room_id, seq, text)
         elif kind == "hub.member":
             await self.deliver(self.members.get(message["member_id"], ()), message["text"])
         elif kind == "hub.presence":

@@ -156,3 +156,29 @@ async def test_a_frame_published_right_after_a_join_arrives():
         while not all(conn.got for conn in conns):
             await asyncio.sleep(0.01)
     assert all(conn.got == ["first"] for conn in conns)
+
+
+def test_a_run_of_room_frames_goes_as_one_message_in_order():
+    from rooms.broadcast import DIRECT_GROUP, coalesced, room_group
+
+    def room(r, seq):
+        return (room_group(r), {"type": "hub.room", "room_id": r, "seq": seq, "text": f"{r}#{seq}"})
+
+    member = (DIRECT_GROUP, {"type": "hub.member", "member_id": "5", "text": "you"})
+    out = coalesced([room("1", 4), room("2", 9), room("1", 5), member, room("3", 1), member, room("1", 6), room("2", 10)])
+
+    assert out == [
+        (DIRECT_GROUP, {"type": "hub.rooms", "frames": [["1", 4, "1#4"], ["2", 9, "2#9"], ["1", 5, "1#5"]]}),
+        member,
+        room("3", 1),  # alone: to its room's group, as before
+        member,
+        (DIRECT_GROUP, {"type": "hub.rooms", "frames": [["1", 6, "1#6"], ["2", 10, "2#10"]]}),
+    ]
+
+
+async def test_a_hub_keeps_the_frames_of_its_own_rooms_in_order(hub):
+    hub, conn = hub
+    await hub.dispatch({"type": "hub.rooms", "frames": [["7", 1, "s1"], ["8", 1, "other"], ["7", 3, "s3"]]})
+    await hub.dispatch({"type": "hub.rooms", "frames": [["8", 2, "other"], ["7", 2, "s2"]]})
+    assert conn.got == ["s1", "s2", "s3"]
+    assert "8" not in hub._order  # a room this process does not serve leaves nothing behind
