@@ -63,13 +63,19 @@ def test_concurrent_senders_on_postgresql(plenary, consumers):
     assert_gapless_under_concurrent_senders(plenary, consumers(SENDERS))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_rooms_have_their_own_sequences(make_mediation, make_member):
+def rooms_with_a_member(make_mediation, make_member, count: int) -> tuple[list, list]:
+    """``count`` mediations, each with its plenary room and one member."""
     rooms, members = [], []
-    for n in range(3):
+    for n in range(count):
         mediation = make_mediation(title=f"M{n}")
         rooms.append(services.plenary_room(mediation))
         members.append(make_member(mediation))
+    return rooms, members
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rooms_have_their_own_sequences(make_mediation, make_member):
+    rooms, members = rooms_with_a_member(make_mediation, make_member, 3)
     barrier = threading.Barrier(3)
     results: list[list[int]] = [[], [], []]
     with ThreadPoolExecutor(3) as pool:
@@ -84,11 +90,7 @@ def test_batches_over_the_same_rooms_in_opposite_orders(make_mediation, make_mem
     """Chat batches span many rooms and allocate their seqs in one statement: four writers
     (on PostgreSQL, four processes' connections) posting to the same six rooms, listed in
     opposite orders, never deadlock, and every room's log stays gapless and in order."""
-    rooms, members = [], []
-    for n in range(6):
-        mediation = make_mediation(title=f"M{n}")
-        rooms.append(services.plenary_room(mediation))
-        members.append(make_member(mediation))
+    rooms, members = rooms_with_a_member(make_mediation, make_member, 6)
     barrier = threading.Barrier(4)
 
     def post_batches(writer: int) -> list:
