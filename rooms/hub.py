@@ -132,9 +132,11 @@ class Hub:
         """Subscribes the process to the room before the caller reads ``last_seq`` for
         its welcome: an event committed after that read is then sure to arrive live."""
         await self._ensure_started()
-        group = room_group(conn.room_id)
-        if group not in self._subscribed:
-            await self._subscribe(group)
+        # The process-wide group too, if the layer was down when the hub started: it
+        # carries member frames and batched room frames (rooms.broadcast.Outbox).
+        for group in (DIRECT_GROUP, room_group(conn.room_id)):
+            if group not in self._subscribed:
+                await self._subscribe(group)
         self.rooms[conn.room_id].add(conn)
         self.members[conn.member_id].append(conn)
         self.users[conn.user_id].append(conn)

@@ -182,3 +182,33 @@ async def test_a_hub_keeps_the_frames_of_its_own_rooms_in_order(hub):
     await hub.dispatch({"type": "hub.rooms", "frames": [["8", 2, "other"], ["7", 2, "s2"]]})
     assert conn.got == ["s1", "s2", "s3"]
     assert "8" not in hub._order  # a room this process does not serve leaves nothing behind
+
+
+class DownAtFirst(LateSubscriptions):
+    """The process's layer, down for the first subscription the hub asks for."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self.refused = 0
+
+    async def group_add(self, group, channel):
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionError("layer down")
+        await self.layer.group_add(group, channel)
+
+
+async def test_a_hub_started_while_the_layer_was_down_subscribes_at_the_next_join():
+    from rooms.broadcast import DIRECT_GROUP
+
+    hub = Hub()
+    hub.layer = DownAtFirst(hub.layer)
+    conn = JoiningConn("900100")
+    await hub.join(conn)  # the process-wide group was refused at start
+
+    assert hub.layer.refused == 1 and DIRECT_GROUP in hub._subscribed
+    await hub.layer.group_send(DIRECT_GROUP, {"type": "hub.rooms", "frames": [["900100", None, "batched"]]})
+    async with asyncio.timeout(5):
+        while not conn.got:
+            await asyncio.sleep(0.01)
+    assert conn.got == ["batched"]
