@@ -48,7 +48,7 @@ async def _layer_roundtrip():
     channel = await layer.new_channel("palabre.health.")
     heard = asyncio.get_running_loop().create_future()
     listener = asyncio.ensure_future(_listen(layer, channel, heard))
-    await asyncio.sleep(0)  # listening before the ping goes
+    await asyncio.sleep(0)  # started: cancelling it below then runs its receive's cleanup
     try:
         await layer.send(channel, {"type": "health.ping"})
         message = await asyncio.wait_for(heard, timeout=2)

@@ -1,8 +1,8 @@
 """The room log: append (encrypting free text) and read back as protocol frames.
 
-Seq allocation: ``UPDATE room SET last_seq = last_seq + n ... RETURNING`` inside the
-transaction that inserts the events (one statement for every room of a batch). The UPDATE takes the room row's write lock until
-commit, so two writers on any number of processes get distinct consecutive numbers, and
+Seq allocation: ``UPDATE room SET last_seq = last_seq + n ... RETURNING`` (one statement
+for every room of a batch) inside the transaction that inserts the events. The UPDATE
+takes each room row's write lock until commit, so two writers on any number of processes get distinct consecutive numbers, and
 a rolled-back insert rolls the increment back with it: the log stays gapless (1, 2, 3 …).
 Events are only ever broadcast after that commit (``rooms.broadcast``).
 """

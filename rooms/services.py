@@ -254,8 +254,9 @@ def check_message_post(actor: Actor) -> None:
 
 def messages_post(posts: list[Post]) -> list[dict | ActionError]:
     """Posts chat messages in one transaction (a group commit): the members and rooms in
-    two queries, then one seq allocation per room and one INSERT (``log.append_to_rooms``). Each post is checked on its own:
-    a refused one gets its ActionError in its place and the others go on. A busy process
+    two queries, then one seq allocation for all their rooms and one INSERT
+    (``log.append_to_rooms``). Each post is checked on its own: a refused one gets its
+    ActionError in its place and the others go on. A busy process
     sends its messages here in batches (rooms.batcher); one message is a batch of one."""
     members = _CHAT_MEMBERS.get([p.member_id for p in posts])
     rooms = _CHAT_ROOMS.get([p.room_id for p in posts])

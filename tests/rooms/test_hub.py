@@ -122,6 +122,11 @@ class JoiningConn(FakeConn):
         super().__init__()
         self.room_id, self.member_id, self.user_id = room_id, f"m{room_id}", f"u{room_id}"
         self.mediation_id, self.plenary = "1", True
+        self.arrived = asyncio.Event()
+
+    async def push(self, text: str) -> None:
+        await super().push(text)
+        self.arrived.set()
 
 
 class LateSubscriptions:
@@ -153,8 +158,8 @@ async def test_a_frame_published_right_after_a_join_arrives():
             room_group(conn.room_id), {"type": "hub.room", "room_id": conn.room_id, "seq": None, "text": "first"}
         )
     async with asyncio.timeout(5):
-        while not all(conn.got for conn in conns):
-            await asyncio.sleep(0.01)
+        for conn in conns:
+            await conn.arrived.wait()
     assert all(conn.got == ["first"] for conn in conns)
 
 
@@ -208,7 +213,5 @@ async def test_a_hub_started_while_the_layer_was_down_subscribes_at_the_next_joi
 
     assert hub.layer.refused == 1 and DIRECT_GROUP in hub._subscribed
     await hub.layer.group_send(DIRECT_GROUP, {"type": "hub.rooms", "frames": [["900100", None, "batched"]]})
-    async with asyncio.timeout(5):
-        while not conn.got:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(conn.arrived.wait(), 5)
     assert conn.got == ["batched"]
