@@ -16,6 +16,10 @@ Commands (stdin) and answers (stdout):
   round robin, ``rate`` messages a second in all, for warm + dur seconds.
 - ``stats`` {}: latencies and counts, then resets them.
 - ``exit``: aborts every socket (no closing handshake) and exits.
+
+The clients share the servers' 2 cores, so their CPU is the servers' loss: they run on
+uvloop, which took a quarter off the clients' CPU per delivered frame in many small
+rooms (BENCHMARKS.md, notes), for every system alike.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import time
 from collections import Counter
 
+import uvloop
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -287,4 +292,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import resource
@@ -68,9 +69,9 @@ def ensure_services() -> None:
     subprocess.run([str(ROOT / "scripts" / "services.sh")], check=True)
 
 
-def ensure_pyspy() -> None:
-    if not (ROOT / ".venv" / "bin" / "py-spy").exists():
-        log("==> installing the bench extra (py-spy) into .venv")
+def ensure_bench_extra() -> None:
+    if not (ROOT / ".venv" / "bin" / "py-spy").exists() or importlib.util.find_spec("uvloop") is None:
+        log("==> installing the bench extra (py-spy, uvloop) into .venv")
         subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]"], check=True)
 
 
@@ -83,7 +84,7 @@ async def main(args) -> int:
     started = time.monotonic()
     limits = raise_file_limit()
     ensure_services()
-    ensure_pyspy()
+    ensure_bench_extra()
     run_dir = Path(tempfile.mkdtemp(prefix="palabre-bench-"))
     log(f"==> bench run in {run_dir} ({'quick' if args.quick else 'full'}); load {loadavg()}")
     results = {
