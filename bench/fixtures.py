@@ -70,7 +70,7 @@ def create(rooms: int, members: int) -> dict:
             key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
             data = {
                 "_auth_user_id": str(u.pk),
-                "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+                "_auth_user_backend": "project.auth.ModelBackend",
                 "_auth_user_hash": u.get_session_auth_hash(),
             }
             records.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))

@@ -101,7 +101,7 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "project.auth.ModelBackend",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -260,6 +260,8 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Django's database sessions, read with SQL built once (project/sessions.py).
+SESSION_ENGINE = "project.sessions"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"

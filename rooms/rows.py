@@ -18,8 +18,9 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 
 class ByPk:
     """``model.objects.select_related(fk).in_bulk(pks)``: every concrete field of the
-    model and of the one row it points to, in one SELECT ... JOIN. ``where`` reads the
-    same rows by another column of the model.
+    model and of the one row it points to, in one SELECT ... JOIN (without ``fk``, the
+    model's row alone: ``model.objects.in_bulk(pks)``). ``where`` reads the same rows by
+    another column of the model.
 
     ``only`` and ``related_only`` name the fields to read, as ``QuerySet.only`` does (the
     primary keys and the foreign key always come): the others are deferred, and reading
@@ -28,15 +29,15 @@ class ByPk:
     def __init__(
         self,
         model: type[models.Model],
-        fk: str,
+        fk: str | None = None,
         only: tuple[str, ...] | None = None,
         related_only: tuple[str, ...] | None = None,
     ):
         self.model = model
-        self.fk = model._meta.get_field(fk)
-        self.related = self.fk.related_model
-        self.own = _fields(model, only, always=(self.fk,))
-        self.other = _fields(self.related, related_only)
+        self.fk = model._meta.get_field(fk) if fk else None
+        self.related = self.fk.related_model if fk else None
+        self.own = _fields(model, only, always=(self.fk,) if fk else ())
+        self.other = _fields(self.related, related_only) if fk else []
         # Per connection (one per thread): the converters are the connection's own.
         self._prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -46,16 +47,17 @@ class ByPk:
             qn = connection.ops.quote_name
             own, other = self.own, self.other
             columns = [f"a.{qn(f.column)}" for f in own] + [f"b.{qn(f.column)}" for f in other]
-            select = (
-                f"SELECT {', '.join(columns)} FROM {qn(self.model._meta.db_table)} a "
-                f"INNER JOIN {qn(self.related._meta.db_table)} b "
-                f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} WHERE a."
-            )
+            select = f"SELECT {', '.join(columns)} FROM {qn(self.model._meta.db_table)} a "
+            if self.fk:
+                select += (
+                    f"INNER JOIN {qn(self.related._meta.db_table)} b "
+                    f"ON b.{qn(self.related._meta.pk.column)} = a.{qn(self.fk.column)} "
+                )
             prepared = self._prepared[connection] = (
-                select,
+                f"{select}WHERE a.",
                 {f.attname: qn(f.column) for f in own} | {"pk": qn(self.model._meta.pk.column)},
                 _converters(connection, own, self.model._meta.db_table)
-                + _converters(connection, other, self.related._meta.db_table, len(own)),
+                + (_converters(connection, other, self.related._meta.db_table, len(own)) if self.fk else []),
                 [f.attname for f in own],
                 [f.attname for f in other],
             )
@@ -84,7 +86,8 @@ class ByPk:
                     value = converter(value, col, connection)
                 fields[i] = value
             obj = self.model.from_db(db, own_names, fields[:n])
-            self.fk.set_cached_value(obj, self.related.from_db(db, other_names, fields[n:]))
+            if self.fk:
+                self.fk.set_cached_value(obj, self.related.from_db(db, other_names, fields[n:]))
             found.append(obj)
         return found
 

@@ -3,13 +3,17 @@ language of error frames, write-first and the exact recipients of each broadcast
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.utils import timezone
 
 from rooms import broadcast, services
 from rooms.models import Event, Role, Room
-from tests.conftest import communicator, connect, refused
+from tests.conftest import communicator, connect, refused, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,6 +33,39 @@ async def test_refused_at_the_handshake_with_4403(plenary, pending, outsider, ma
     assert await refused(plenary, pending) == 4403  # pending
     assert await refused(plenary, stranger) == 4403  # member of another mediation
     assert await refused(999_999, consumer) == 4403  # no such room
+
+
+async def handshake_with(room, session: str) -> int | None:
+    """None when the socket got its welcome, else its close code."""
+    comm = await sync_to_async(communicator)(room.pk, headers=[(b"cookie", f"sessionid={session}".encode())])
+    connected, code = await comm.connect()
+    if not connected:
+        return code
+    first = await comm.receive_output(3)
+    await comm.disconnect()
+    return None if first["type"] == "websocket.send" else first["code"]
+
+
+@pytest.mark.parametrize("change", ["password", "inactive", "expired", "logged_out"])
+async def test_a_session_that_no_longer_authenticates_is_refused(plenary, consumer, change):
+    session = await sync_to_async(session_cookie)(consumer.user)
+    assert await handshake_with(plenary, session) is None
+
+    def spoil():
+        user = consumer.user
+        if change == "password":  # Django's session hash: a new password ends every session
+            user.set_password("a new one")
+            user.save()
+        elif change == "inactive":
+            user.is_active = False
+            user.save()
+        elif change == "expired":
+            Session.objects.filter(pk=session).update(expire_date=timezone.now() - timedelta(seconds=1))
+        else:
+            Session.objects.filter(pk=session).delete()
+
+    await sync_to_async(spoil)()
+    assert await handshake_with(plenary, session) == 4403
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from rooms.models import Mediation, Membership, MemberStatus, Phase, Role
 
 DEMO_PREFIX = "demo-"
 DEMO_TITLE = "Frais d'abonnement cachés (démo)"
-SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SESSION_BACKEND = "project.auth.ModelBackend"
 
 
 class Command(BaseCommand):
