@@ -16,14 +16,22 @@ not CPU, was the limit (the process used 0.6 of a core while p99 passed 200 ms);
 The price: more hand-offs when both threads are busy at once, as in a burst of handshakes
 (about +20 % server CPU per handshake in an A/B: the notes of BENCHMARKS.md at commit
 5ccfa0a). 0 restores Python's 5 ms.
+
+autobahn's debug line: at every new connection, autobahn pretty-prints (``pformat``) its
+forty-odd options for a debug log line that its logger drops below debug level, which is
+where daphne runs it. That was 11 % of a socket handshake's GIL samples (py-spy, P1). The
+options are now formatted only when autobahn logs at debug level.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 
 from django.conf import settings
+
+_UNFORMATTED = "(autobahn's options: logged at debug level only)"
 
 
 def tune_process() -> None:
@@ -35,3 +43,19 @@ def tune_process() -> None:
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(threshold, gen1, gen2)
+    _format_autobahn_options_at_debug_only()
+
+
+def _format_autobahn_options_at_debug_only() -> None:
+    from autobahn.twisted.websocket import WebSocketServerProtocol  # daphne's sockets' base
+    from autobahn.websocket import protocol
+
+    real = getattr(protocol.pformat, "__wrapped__", protocol.pformat)  # once, however often called
+
+    @functools.wraps(real)
+    def pformat(obj, *args, **kwargs):
+        if WebSocketServerProtocol.log._log_level in ("debug", "trace"):
+            return real(obj, *args, **kwargs)
+        return _UNFORMATTED
+
+    protocol.pformat = pformat

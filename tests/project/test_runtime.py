@@ -36,3 +36,36 @@ def test_the_asgi_application_tunes_the_collector_once_django_is_set_up(tmp_path
 def test_the_asgi_application_shortens_the_gil_switch_interval(tmp_path, env, interval):
     *_, switch = started(tmp_path, **env)
     assert switch == pytest.approx(interval)
+
+
+def test_autobahn_formats_its_options_only_when_it_logs_at_debug_level(monkeypatch):
+    import pprint
+
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+    from autobahn.websocket import protocol
+
+    from project import runtime
+
+    runtime._format_autobahn_options_at_debug_only()
+    runtime._format_autobahn_options_at_debug_only()  # twice: still one wrapper
+    options = [("openHandshakeTimeout", 5, "WebSocketServerFactory")]
+    assert protocol.pformat(options) == runtime._UNFORMATTED
+    monkeypatch.setattr(WebSocketServerProtocol.log, "_log_level", "debug")
+    assert protocol.pformat(options) == pprint.pformat(options)
+    assert protocol.pformat.__wrapped__ is pprint.pformat
+
+
+def test_the_asgi_application_spares_autobahn_the_formatting(tmp_path):
+    probe = "import json, project.asgi; from autobahn.websocket import protocol; print(json.dumps(protocol.pformat([1])))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    from project import runtime
+
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == runtime._UNFORMATTED
