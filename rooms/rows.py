@@ -11,9 +11,14 @@ SQL built once from the models' metadata, and go through the same converters and
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 
 class ByPk:
@@ -78,6 +83,7 @@ class ByPk:
                 cursor.execute(f"{select}{columns[attname]} IN ({', '.join(['%s'] * len(chunk))})", chunk)
                 rows += cursor.fetchall()
         db, n, found = connection.alias, len(own_names), []
+        own_from_db, other_from_db = _from_db(self.model), _from_db(self.related) if self.fk else None
         for row in rows:
             fields = list(row)
             for i, chain, col in converters:
@@ -85,9 +91,9 @@ class ByPk:
                 for converter in chain:
                     value = converter(value, col, connection)
                 fields[i] = value
-            obj = self.model.from_db(db, own_names, fields[:n])
+            obj = own_from_db(db, own_names, fields[:n])
             if self.fk:
-                self.fk.set_cached_value(obj, self.related.from_db(db, other_names, fields[n:]))
+                self.fk.set_cached_value(obj, other_from_db(db, other_names, fields[n:]))
             found.append(obj)
         return found
 
@@ -135,6 +141,35 @@ class Insert:
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+
+
+def _from_db(model):
+    """``model.from_db``, or the same instance built without ``Model.__init__`` when
+    nothing can tell the difference: no ``pre_init``/``post_init`` receiver for the
+    model, and every field's attribute a plain ``DeferredAttribute`` (a ``ForeignKey``'s
+    only clears a cached related object, which a new instance has not). ``__init__``
+    walked every field of the model for each row: a third of chat's database thread CPU
+    per message (cProfile, batches of 10, SQLite). Deferred fields stay deferred, as
+    ``from_db`` leaves them: absent from the instance's ``__dict__``."""
+    if pre_init.has_listeners(model) or post_init.has_listeners(model) or not _plain_fields(model):
+        return model.from_db
+    return functools.partial(_new, model)
+
+
+@functools.cache
+def _plain_fields(model) -> bool:
+    return all(
+        type(model.__dict__.get(f.attname)) in (DeferredAttribute, ForeignKeyDeferredAttribute)
+        for f in model._meta.concrete_fields
+    )
+
+
+def _new(model, db, names, values):
+    obj = model.__new__(model)
+    obj.__dict__.update(zip(names, values, strict=True))
+    state = obj._state = ModelState()
+    state.adding, state.db = False, db
+    return obj
 
 
 def _fields(model, only, always=()) -> list:

@@ -144,3 +144,32 @@ def test_only_named_fields_are_read_and_the_others_load_on_use(consumer, django_
         assert member.joined_at == consumer.joined_at
     with pytest.raises(ValueError, match="no field nickname"):
         rows.ByPk(Membership, "user", only=("nickname",))
+
+
+def test_a_read_row_is_a_saved_instance_like_the_orms(consumer):
+    member = rows.ByPk(Membership, "user").get([consumer.pk])[consumer.pk]
+    orm = Membership.objects.select_related("user").get(pk=consumer.pk)
+    for obj, expected in ((member, orm), (member.user, orm.user)):
+        assert (obj._state.adding, obj._state.db) == (expected._state.adding, expected._state.db) == (False, "default")
+        assert obj == expected and hash(obj) == hash(expected)
+    before = Membership.objects.count()
+    member.muted = True
+    member.save()  # an UPDATE of the row read, not an INSERT of a new one
+    assert Membership.objects.count() == before
+    assert Membership.objects.get(pk=consumer.pk).muted is True
+
+
+def test_init_signals_still_see_every_read_row(consumer, mediator):
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Membership)
+    try:
+        read = rows.ByPk(Membership, "user").get([consumer.pk, mediator.pk])
+    finally:
+        post_init.disconnect(receiver, sender=Membership)
+    assert sorted(m.pk for m in seen) == sorted(read) and all(m.user_id for m in seen)
