@@ -378,7 +378,7 @@ async def small_rooms(system, rooms: int, members: int, clients_n: int, warm: fl
                 else:
                     failing = mid
         best_rung = max((r for r in rungs if r["pass"]), key=lambda r: r["target"], default=None)
-        return {"system": system.key, "connect": conn, "rungs": rungs, "best": best_rung,
+        return {"system": system.key, "connect": conn, "rungs": rungs, "best": best_rung, "bisections": bisections,
                 "lowest_failing": min((r for r in rungs if not r["pass"]), key=lambda r: r["target"], default=None),
                 "capped": failing is None, "server_errors": system.errors(), "load": loadavg()}
     finally:

@@ -35,7 +35,7 @@ FULL = {
     "profile": "P2",  # at 20,000 members: 10,000 on the profiled daphne
     "messages": 20, "budget_s": 25, "wait_s": 30,
     "small_rooms": ["A", "P1", "P2"],
-    "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 2},
+    "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 3},
     "votes": 10_000,
     # Toward 150,000 members: as far as 15 minutes of connecting get on this machine.
     "big": {"target": 150_000, "budget_s": 900, "min_free_mb": 3_000},
