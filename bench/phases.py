@@ -277,6 +277,29 @@ async def room(system, steps: list[int], clients_n: int, messages: int, budget_s
         system.variants = False
 
 
+async def connections(system, steps: list[int], clients_n: int, log=print) -> list[dict]:
+    """``room``'s connection steps alone, for a system that broadcasts nothing (F)."""
+    system.start()
+    clients = await start_clients(system.dialect, clients_n)
+    out = []
+    try:
+        _sender, receivers = system.room(max(steps))
+        system.mark()
+        done = 0
+        for n in sorted(steps):
+            conn = await connect(system, clients, receivers[done:n])
+            conn["n"], conn["connected"], done = n, sum(c.receivers for c in clients), n
+            log(f"  {system.key} n={n}: {conn['connected']}/{n} connected, {conn['server_cpu_ms_per_conn']:.2f} ms CPU/conn")
+            out.append({"system": system.key, "n": n, "connect": conn})
+        errors = system.errors()
+        for row in out:
+            row["server_errors"] = errors
+        return out
+    finally:
+        await stop_clients(clients)
+        system.stop()
+
+
 async def _variants(system, clients, n, profile_dir, budget_s, wait_s, log) -> dict:
     """On the same connected sockets (bench/serve.py's signal switches): the fast lane and
     the ASGI path, each with and without gc tuning, and a py-spy profile of both paths."""

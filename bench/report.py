@@ -16,6 +16,7 @@ from bench.procs import ROOT
 TITLES = {
     "D": "D · plain `websockets` + `broadcast()`",
     "A": "A · Channels tutorial, daphne + RedisChannelLayer",
+    "F": "F · accept-only Channels consumer on daphne (connections only)",
     "P1": "P1 · Palabre embedded (1 daphne, SQLite, in-memory layer)",
     "P2": "P2 · Palabre production-shaped (2 daphne, PostgreSQL, Redis)",
 }
@@ -170,6 +171,13 @@ def _targets(results, D, A, P1, P2) -> str:
             kb = rowset[big]["connect"]["rss_kb_per_conn"]
             lines.append(f"| {key} memory per idle connection ≤ 25 kB (N = {big:,}) | {f(kb)} kB (D: "
                          f"{f(D[max(D)]['connect']['rss_kb_per_conn']) if D else '–'} kB) | {yes(kb <= 25)} |")
+    for row in results.get("floor", []):
+        d = D.get(row["n"])
+        if d and row["n"] in (1_000, 10_000):
+            c = row["connect"]["server_cpu_ms_per_conn"]
+            lines.append(f"| *for reference, not a target*: F (an accept-only Channels consumer on daphne) server CPU "
+                         f"per connection, N = {row['n']:,} | {f(c, 2)} ms vs D {f(d['connect']['server_cpu_ms_per_conn'], 2)} ms = "
+                         f"{rx(c, d['connect']['server_cpu_ms_per_conn'])} | – |")
     a = next((s for s in results["small_rooms"] if s["system"] == "A"), None)
     for s in results["small_rooms"]:
         if s["system"] in ("P1", "P2") and a:
@@ -237,10 +245,13 @@ def _connections(results, D) -> str:
              "Each system's room grows through its steps in one server lifetime: at each step the new "
              "members connect (25 handshakes in flight per client process; a Palabre socket counts once its "
              "`welcome` arrived), and CPU, RSS and wall time are those of that step's new connections. "
-             "Palabre's demo mediation has as many members as the last step, so every welcome counts them.\n",
+             "Palabre's demo mediation has as many members as the last step, so every welcome counts them. "
+             "F is daphne's floor: a Channels consumer that accepts and does nothing else (no session, no origin "
+             "check, no channel layer), measured the same way; what its handshake costs, any application "
+             "served by daphne pays first.\n",
              "| system | N | connected | wall s (step) | conn/s | handshake p50 / p99 ms | server CPU ms/conn | ÷ D | client CPU ms/conn | server RSS MB after | RSS kB/conn | ÷ D | Redis B/conn | errors |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results["rooms"]:
+    for r in results["rooms"] + results.get("floor", []):
         c, d = r["connect"], D.get(r["n"])
         lines.append(f"| {r['system']} | {r['n']:,} | {c['connected']:,} | {f(c['wall_s'])} | {f(c['conn_per_s'], 0)} | "
                      f"{f(c['handshake_p50_ms'], 0)} / {f(c['handshake_p99_ms'], 0)} | {f(c['server_cpu_ms_per_conn'], 2)} | "
@@ -433,6 +444,11 @@ def _errors(results) -> str:
             any_ = True
             lines.append(f"- {r['system']} N = {r['n']:,}: server log {_errs(r['server_errors'])}; connect errors "
                          f"{_errs(r['connect']['errors'])}; closed by server {r['fanout']['closed_by_server'] or 'none'}")
+    for r in results.get("floor", []):
+        if r["server_errors"] or r["connect"]["errors"]:
+            any_ = True
+            lines.append(f"- {r['system']} N = {r['n']:,}: server log {_errs(r['server_errors'])}; connect errors "
+                         f"{_errs(r['connect']['errors'])}")
     for s in results["small_rooms"]:
         if s["server_errors"]:
             any_ = True

@@ -32,6 +32,7 @@ from bench.procs import PYTHON, ROOT, loadavg, port_open  # noqa: E402
 FULL = {
     "rooms": {"D": [100, 1_000, 10_000], "A": [100, 1_000, 10_000], "P1": [100, 1_000],
               "P2": [100, 1_000, 10_000, 20_000]},
+    "floor": [100, 1_000, 10_000],  # F: connections only
     "profile": "P2",  # at 20,000 members: 10,000 on the profiled daphne
     "messages": 20, "budget_s": 25, "wait_s": 30,
     "small_rooms": ["A", "P1", "P2"],
@@ -42,6 +43,7 @@ FULL = {
 }
 QUICK = {
     "rooms": {"D": [100, 1_000], "A": [1_000], "P1": [100, 1_000], "P2": [1_000, 2_000]},
+    "floor": [1_000],
     "profile": "P1",
     "messages": 10, "budget_s": 10, "wait_s": 15,
     "small_rooms": ["A", "P1"],
@@ -90,12 +92,13 @@ async def main(args) -> int:
     results = {
         "quick": args.quick, "command": "make bench" if len(sys.argv) == 1 else "bench/run.py " + " ".join(sys.argv[1:]),
         "machine": report.machine(limits), "load_before": loadavg(), "uptime_before": _uptime(),
-        "rooms": [], "small_rooms": [], "errors": [],
+        "rooms": [], "floor": [], "small_rooms": [], "errors": [],
     }
     secrets_env = systems.production_secrets()
     made = {
         "D": lambda: systems.BaselineD(run_dir),
         "A": lambda: systems.BaselineA(run_dir),
+        "F": lambda: systems.BaselineF(run_dir),
         "P1": lambda: systems.Palabre(run_dir, production=False, processes=1),
         "P2": lambda: systems.Palabre(run_dir, production=True, processes=2, secrets_env=secrets_env),
     }
@@ -122,6 +125,13 @@ async def main(args) -> int:
         except Exception as exc:  # noqa: BLE001 - a failed phase is reported, the run goes on
             traceback.print_exc()
             results["errors"].append(f"room {key}: {type(exc).__name__}: {exc}"[:500])
+    if plan["floor"] and (not only or "F" in only):
+        log(f"==> connections: F, daphne's floor ({time.monotonic() - started:.0f}s)")
+        try:
+            results["floor"] = await phases.connections(system("F"), plan["floor"], clients_for(max(plan["floor"])), log=log)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            results["errors"].append(f"connections F: {type(exc).__name__}: {exc}"[:500])
     if not args.skip_small_rooms:
         for key in plan["small_rooms"]:
             if only and key not in only:
@@ -210,7 +220,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smaller run, about 2-3 minutes")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--only", help="comma-separated systems: D,A,P1,P2")
+    parser.add_argument("--only", help="comma-separated systems: D,A,F,P1,P2")
     parser.add_argument("--skip-small-rooms", action="store_true")
     parser.add_argument("--skip-votes", action="store_true")
     parser.add_argument("--skip-big", action="store_true")

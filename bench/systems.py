@@ -4,7 +4,8 @@
 - P2 Palabre production-shaped: 2 daphne processes, PostgreSQL, Redis channel layer
   (``DJANGO_ENV=production`` with generated secrets; TLS left out: loopback);
 - A the Channels tutorial consumer over RedisChannelLayer (bench/baselines/a_asgi.py);
-- D a plain `websockets` server broadcasting with ``websockets.broadcast``.
+- D a plain `websockets` server broadcasting with ``websockets.broadcast``;
+- F daphne's floor: a Channels consumer that only accepts (connections only).
 
 Palabre runs with ``PALABRE_RATE_PER_S``/``PALABRE_RATE_BURST`` raised: its per-connection
 token bucket (10 frames/s) would otherwise throttle the benchmark's senders.
@@ -185,6 +186,23 @@ class BaselineA(System):
             {"u": f"ws://127.0.0.1:{port}/ws/chat/r{j}/", "o": f"http://127.0.0.1:{port}"}
             for j in range(rooms) for _ in range(members)
         ]
+
+
+class BaselineF(BaselineA):
+    """daphne's floor (bench/baselines/f_asgi.py): connections only."""
+
+    key = "F"
+    title = "accept-only Channels consumer on daphne"
+    uses_redis = False
+
+    def env(self):
+        return {**base_env(), "DJANGO_SETTINGS_MODULE": "bench.baselines.f_settings"}
+
+    def start(self, gc_env=None):
+        System.start(self, gc_env)
+
+    def command(self, port):
+        return [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(port), "bench.baselines.f_asgi:application"]
 
 
 class Palabre(System):
