@@ -148,8 +148,8 @@ def _from_db(model):
     nothing can tell the difference: no ``pre_init``/``post_init`` receiver for the
     model, and every field's attribute a plain ``DeferredAttribute`` (a ``ForeignKey``'s
     only clears a cached related object, which a new instance has not). ``__init__``
-    walked every field of the model for each row: a third of chat's database thread CPU
-    per message (cProfile, batches of 10, SQLite). Deferred fields stay deferred, as
+    walked every field of the model for each row: chat's database thread went from 153
+    to 131 µs of CPU per message without it (batches of 10, SQLite). Deferred fields stay deferred, as
     ``from_db`` leaves them: absent from the instance's ``__dict__``."""
     if pre_init.has_listeners(model) or post_init.has_listeners(model) or not _plain_fields(model):
         return model.from_db
