@@ -54,7 +54,8 @@ def _format_autobahn_options_at_debug_only() -> None:
 
     @functools.wraps(real)
     def pformat(obj, *args, **kwargs):
-        if WebSocketServerProtocol.log._log_level in ("debug", "trace"):
+        # txaio's logger keeps its level there; were that to change, format as autobahn did.
+        if getattr(WebSocketServerProtocol.log, "_log_level", "debug") in ("debug", "trace"):
             return real(obj, *args, **kwargs)
         return _UNFORMATTED
 

@@ -52,6 +52,8 @@ def test_autobahn_formats_its_options_only_when_it_logs_at_debug_level(monkeypat
     assert protocol.pformat(options) == runtime._UNFORMATTED
     monkeypatch.setattr(WebSocketServerProtocol.log, "_log_level", "debug")
     assert protocol.pformat(options) == pprint.pformat(options)
+    monkeypatch.delattr(WebSocketServerProtocol.log, "_log_level")  # a txaio that keeps it elsewhere
+    assert protocol.pformat(options) == pprint.pformat(options)
     assert protocol.pformat.__wrapped__ is pprint.pformat
 
 
