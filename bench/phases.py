@@ -267,10 +267,7 @@ async def room(system, steps: list[int], clients_n: int, messages: int, budget_s
             out.append(row)
         if profile_dir is not None:
             out[-1]["variants"] = await _variants(system, clients, n_max, profile_dir, budget_s, wait_s, log)
-        errors = system.errors()
-        for row in out:
-            row["server_errors"] = errors
-        return out
+        return _with_server_errors(system, out)
     finally:
         await stop_clients(clients)
         system.stop()
@@ -291,13 +288,18 @@ async def connections(system, steps: list[int], clients_n: int, log=print) -> li
             conn["n"], conn["connected"], done = n, sum(c.receivers for c in clients), n
             log(f"  {system.key} n={n}: {conn['connected']}/{n} connected, {conn['server_cpu_ms_per_conn']:.2f} ms CPU/conn")
             out.append({"system": system.key, "n": n, "connect": conn})
-        errors = system.errors()
-        for row in out:
-            row["server_errors"] = errors
-        return out
+        return _with_server_errors(system, out)
     finally:
         await stop_clients(clients)
         system.stop()
+
+
+def _with_server_errors(system, rows: list[dict]) -> list[dict]:
+    """Each row gets what the servers logged since ``system.mark()`` (one lifetime)."""
+    errors = system.errors()
+    for row in rows:
+        row["server_errors"] = errors
+    return rows
 
 
 async def _variants(system, clients, n, profile_dir, budget_s, wait_s, log) -> dict:
