@@ -38,7 +38,9 @@ RENEW_GROUPS_EVERY_S = 600
 # no longer counts. The online count is the sum of what the processes said. A room's
 # counts go to its members at most once a second, and less often in big rooms (one
 # second per 1,000 local sockets, up to COUNTS_MAX_INTERVAL_S): a reconnect storm of
-# 150,000 must not become 150,000 frames a second of counts.
+# 150,000 must not become 150,000 frames a second of counts. Counts that did not change
+# go only to the sockets that joined since they were last sent: an idle room of 150,000
+# is not sent 15,000 frames a second of the same counts (BENCHMARKS.md, idle CPU).
 PRESENCE_EVERY_S = 10.0
 PRESENCE_TTL_S = 3.5 * PRESENCE_EVERY_S
 COUNTS_MAX_INTERVAL_S = 10.0
@@ -75,6 +77,8 @@ class Hub:
         self._delivering = asyncio.Lock()
         self._presence: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
         self._room_meta: dict[str, tuple[str, bool]] = {}
+        self._counts_sent: dict[str, str] = {}  # room -> the counts frame its sockets have
+        self._counts_due: dict[str, list] = defaultdict(list)  # room -> sockets joined since
         self._probes: dict[str, asyncio.Future] = {}
 
     # --- lifecycle -----------------------------------------------------------------
@@ -141,6 +145,7 @@ class Hub:
         self.members[conn.member_id].append(conn)
         self.users[conn.user_id].append(conn)
         self._room_meta[conn.room_id] = (conn.mediation_id, conn.plenary)
+        self._counts_due[conn.room_id].append(conn)
         self._presence_changed(conn.room_id)
 
     def leave(self, conn) -> None:
@@ -336,17 +341,23 @@ class Hub:
         elif not any(count for count, _at in said.values()):
             self._presence.pop(room_id, None)
             self._room_meta.pop(room_id, None)
+            self._counts_sent.pop(room_id, None)
 
     async def _send_counts(self, room_id: str) -> None:
         conns = self.rooms.get(room_id)
         meta = self._room_meta.get(room_id)
         if not conns or meta is None:
+            self._counts_due.pop(room_id, None)
             return
         mediation_id, plenary = meta
         members = await database_sync_to_async(members_count_recent)(mediation_id) if plenary else 2
         online = online_total(self._presence.get(room_id, {}), time.monotonic())
-        frame = {"type": frames.ROOM_COUNTS, "members_count": members, "online_count": online}
-        await self.deliver(conns, dumps(frame))
+        text = dumps({"type": frames.ROOM_COUNTS, "members_count": members, "online_count": online})
+        joined = self._counts_due.pop(room_id, [])
+        if text == self._counts_sent.get(room_id):
+            conns = [conn for conn in joined if conn in conns]
+        self._counts_sent[room_id] = text
+        await self.deliver(conns, text)
 
     async def _presence_heartbeat(self) -> None:
         """Every PRESENCE_EVERY_S, one message to every process with this one's sockets in

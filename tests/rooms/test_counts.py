@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 
 import pytest
@@ -96,3 +97,56 @@ async def test_a_heartbeat_counts_for_the_rooms_this_process_serves_only():
     assert "9" not in hub._presence
     for handle in hub._coalesced.values():
         handle.cancel()
+
+
+class Socket:
+    """A connection as the hub sees it, in a caucus (two members: no database read)."""
+
+    def __init__(self, name):
+        self.room_id, self.member_id, self.user_id = "7", name, name
+        self.mediation_id, self.plenary = "1", False
+        self.got: list[dict] = []
+
+    def push_now(self, frame: bytes) -> bool:
+        return False
+
+    async def push(self, text: str) -> None:
+        self.got.append(json.loads(text))
+
+
+async def test_counts_that_did_not_change_go_only_to_the_sockets_that_joined_since():
+    """An idle room of 150,000 must not be sent the same counts every few seconds; a
+    socket that joined since still gets them once."""
+    from rooms.broadcast import DIRECT_GROUP, room_group
+    from rooms.hub import Hub
+
+    hub = Hub()
+    hub.channel = "hub.me"
+    hub._subscribed = {DIRECT_GROUP, room_group("7")}
+    alice, bob, carol = Socket("alice"), Socket("bob"), Socket("carol")
+
+    async def heard(hub_name, online):
+        await hub.dispatch({"type": "hub.presence", "room_id": "7", "hub": hub_name, "online": online})
+        await hub._send_counts("7")  # what the coalesced timer runs
+
+    try:
+        await hub.join(alice)
+        await hub.join(bob)
+        await heard("hub.me", 2)
+        assert alice.got == bob.got == [{"type": "room.counts", "members_count": 2, "online_count": 2}]
+
+        await heard("hub.me", 2)  # a heartbeat, nothing changed
+        assert len(alice.got) == len(bob.got) == 1
+
+        hub.leave(alice)
+        await hub.join(carol)
+        await heard("hub.me", 2)  # one left, one came: the same counts
+        assert len(bob.got) == 1
+        assert carol.got == [{"type": "room.counts", "members_count": 2, "online_count": 2}]
+
+        await heard("hub.other", 1)  # another process's socket: changed, to everyone here
+        assert bob.got[-1] == carol.got[-1] == {"type": "room.counts", "members_count": 2, "online_count": 3}
+        assert len(alice.got) == 1
+    finally:
+        for handle in hub._coalesced.values():
+            handle.cancel()
