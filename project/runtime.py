@@ -21,6 +21,8 @@ autobahn's debug line: at every new connection, autobahn pretty-prints (``pforma
 forty-odd options for a debug log line that its logger drops below debug level, which is
 where daphne runs it. That was 11 % of a socket handshake's GIL samples (py-spy, P1). The
 options are now formatted only when autobahn logs at debug level.
+
+daphne's periodic sweeps visit only the connections that can need them: project/sweeps.py.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import gc
 import sys
 
 from django.conf import settings
+
+from project import sweeps
 
 _UNFORMATTED = "(autobahn's options: logged at debug level only)"
 
@@ -44,6 +48,7 @@ def tune_process() -> None:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(threshold, gen1, gen2)
     _format_autobahn_options_at_debug_only()
+    sweeps.install()
 
 
 def _format_autobahn_options_at_debug_only() -> None:
