@@ -8,8 +8,8 @@ keepalive pings (``timeout_checker``). An idle room pays for both at every membe
 on sockets that had nothing to do (BENCHMARKS.md, idle CPU). Here:
 
 - the application sweep runs daphne's own ``application_checker`` over the connections
-  that disconnected or whose application finished since (a narrowed
-  ``server.connections`` for the length of the call), the only ones it can act on;
+  that disconnected since (a narrowed ``server.connections`` for the length of the call),
+  and over all of them every APPLICATIONS_EVERY seconds;
 - the timeout sweep calls each protocol's own ``check_timeouts`` when it can have
   something to do: an open socket when its ping falls due (daphne pings a socket idle
   for ``ping_interval``) or its ``websocket_timeout`` ends; any other protocol (a
@@ -28,33 +28,37 @@ import time
 from collections import defaultdict
 
 TICK_S = 2.0  # daphne's timeout_checker period
-PATCHED = ("protocol_connected", "protocol_disconnected", "create_application", "application_checker", "timeout_checker")
+# Every APPLICATIONS_EVERY-th application sweep walks every connection, as daphne's each
+# does: an application that ended while its socket stays open (an exception in a
+# consumer, which daphne logs and closes the socket for) is found within that many
+# seconds instead of one. Disconnections are reaped at every sweep.
+APPLICATIONS_EVERY = 10
+PATCHED = ("protocol_connected", "protocol_disconnected", "application_checker", "timeout_checker")
+SLOT = "_palabre_sweep_slot"  # a protocol's slot in the wheel, kept on the protocol
 
 
 class Sweeps:
-    """One server's bookkeeping: the connections the application sweep must see, and
-    the wheel of when each protocol's timeouts are next worth checking."""
+    """One server's bookkeeping: the connections that disconnected since the last
+    application sweep, and the wheel of when each protocol's timeouts are next worth
+    checking. Per connection: one entry in one of the wheel's sets and its slot number."""
 
     def __init__(self):
-        self.ended: set = set()  # disconnected, or their application finished
+        self.disconnected: set = set()
+        self.application_sweeps = 0
         self.wheel: dict[int, set] = defaultdict(set)  # slot -> protocols due then
-        self.slot_of: dict = {}  # protocol -> its slot in the wheel
         self.next_slot: int | None = None  # the first slot not swept yet
 
     def due_at(self, protocol, at: float) -> None:
         """Checks ``protocol`` at the first sweep after ``at``."""
         slot = int(at // TICK_S) + 1
-        old = self.slot_of.get(protocol)
-        if old is not None:
-            self.wheel[old].discard(protocol)
         self.wheel[slot].add(protocol)
-        self.slot_of[protocol] = slot
+        setattr(protocol, SLOT, slot)
 
     def forget(self, protocol) -> None:
-        slot = self.slot_of.pop(protocol, None)
-        if slot is not None:
+        slot = getattr(protocol, SLOT, None)
+        if slot is not None and slot in self.wheel:
             self.wheel[slot].discard(protocol)
-        self.ended.discard(protocol)
+        self.disconnected.discard(protocol)
 
     def take_due(self, now: float) -> set:
         current = int(now // TICK_S)
@@ -64,8 +68,6 @@ class Sweeps:
         while self.next_slot <= current:
             due |= self.wheel.pop(self.next_slot, set())
             self.next_slot += 1
-        for protocol in due:
-            self.slot_of.pop(protocol, None)
         return due
 
 
@@ -93,7 +95,6 @@ def install() -> None:
 
     real_connected = Server.protocol_connected
     real_disconnected = Server.protocol_disconnected
-    real_create_application = Server.create_application
     real_application_checker = Server.application_checker
     open_state = WebSocketProtocol.STATE_OPEN
 
@@ -109,33 +110,31 @@ def install() -> None:
 
     def protocol_disconnected(self, protocol):
         real_disconnected(self, protocol)
-        sweeps(self).ended.add(protocol)
-
-    def create_application(self, protocol, scope):
-        queue = real_create_application(self, protocol, scope)
-        instance = self.connections.get(protocol, {}).get("application_instance")
-        if instance is not None:
-            ended = sweeps(self).ended
-            instance.add_done_callback(lambda _future: ended.add(protocol))
-        return queue
+        sweeps(self).disconnected.add(protocol)
 
     def application_checker(self):
         state = sweeps(self)
-        looked_at, state.ended = state.ended, set()
-        everything = self.connections
-        self.connections = {p: everything[p] for p in looked_at if p in everything}
-        try:
-            real_application_checker(self)  # schedules the next sweep itself
-        finally:
-            narrowed, self.connections = self.connections, everything
-            for protocol in looked_at:
-                if protocol not in everything:
-                    state.forget(protocol)
-                elif protocol not in narrowed:  # daphne reaped it
-                    del everything[protocol]
-                    state.forget(protocol)
-                elif "disconnected" in narrowed[protocol]:  # its application may still need killing
-                    state.ended.add(protocol)
+        state.application_sweeps += 1
+        if state.application_sweeps % APPLICATIONS_EVERY == 0:
+            looked_at = set(self.connections)
+            real_application_checker(self)
+            narrowed = self.connections
+        else:
+            looked_at, everything = state.disconnected, self.connections
+            self.connections = {p: everything[p] for p in looked_at if p in everything}
+            try:
+                real_application_checker(self)  # schedules the next sweep itself
+            finally:
+                narrowed, self.connections = self.connections, everything
+                for protocol in looked_at:
+                    if protocol in everything and protocol not in narrowed:  # daphne reaped it
+                        del everything[protocol]
+        state.disconnected = set()
+        for protocol in looked_at:
+            if protocol not in self.connections:
+                state.forget(protocol)
+            elif "disconnected" in narrowed[protocol]:  # its application may still need killing
+                state.disconnected.add(protocol)
 
     def timeout_checker(self):
         state = sweeps(self)
@@ -150,7 +149,6 @@ def install() -> None:
 
     Server.protocol_connected = protocol_connected
     Server.protocol_disconnected = protocol_disconnected
-    Server.create_application = create_application
     Server.application_checker = application_checker
     Server.timeout_checker = timeout_checker
     Server._palabre_sweeps = True

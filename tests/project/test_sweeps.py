@@ -143,7 +143,7 @@ def test_a_closed_socket_leaves_the_timeout_sweep(server):
     assert staying.pings == [1022]
 
 
-async def test_the_application_sweep_reaps_what_ended_and_keeps_the_rest(server):
+async def test_the_application_sweep_reaps_disconnections_each_second_and_walks_all_every_ten(server):
     release = asyncio.Event()
 
     async def application(scope, receive, send):
@@ -152,21 +152,18 @@ async def test_the_application_sweep_reaps_what_ended_and_keeps_the_rest(server)
 
     server.application = application
     server.application_close_timeout = 10
-    ends, runs, lingers = connect(server, 3)
-    for sock, path in ((ends, "/ends"), (runs, "/runs"), (lingers, "/lingers")):
+    ends, runs, lingers, leaves = connect(server, 4)
+    for sock, path in ((ends, "/ends"), (runs, "/runs"), (lingers, "/lingers"), (leaves, "/ends")):
         server.create_application(sock, {"type": "websocket", "path": path})
-    await server.connections[ends]["application_instance"]  # /ends finishes
-    server.connections = NoWalk(server.connections)  # the sweeps look only at what ended
+    await server.connections[ends]["application_instance"]  # /ends finish, their sockets stay open
+    await server.connections[leaves]["application_instance"]
+    server.connections = NoWalk(server.connections)  # sweeps 1 to 9 look only at what disconnected
 
-    server.application_checker()
-    assert server.connections[ends] == {"connected": 1000.0}  # finished, still connected: kept
-    assert "application_instance" in server.connections[runs]
-
-    server.protocol_disconnected(ends)
+    server.protocol_disconnected(leaves)
     server.protocol_disconnected(lingers)  # its application does not stop
     server.application_checker()
-    assert ends not in server.connections
-    assert lingers in server.connections and runs in server.connections
+    assert leaves not in server.connections  # reaped within a second
+    assert lingers in server.connections and "application_instance" in server.connections[ends]
 
     server.clock.now += 11  # past application_close_timeout: daphne cancels it
     server.application_checker()
@@ -175,5 +172,12 @@ async def test_the_application_sweep_reaps_what_ended_and_keeps_the_rest(server)
     assert instance.cancelled()
     server.application_checker()
     assert lingers not in server.connections
-    assert list(dict.keys(server.connections)) == [runs]
+    for _ in range(6):
+        server.application_checker()
+    assert "application_instance" in server.connections[ends]
+
+    server.connections = dict(dict.items(server.connections))
+    server.application_checker()  # the tenth: every connection, as daphne's each
+    assert server.connections[ends] == {"connected": 1000.0}  # its application reaped, its socket kept
+    assert list(server.connections) == [ends, runs]
     release.set()
