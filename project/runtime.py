@@ -17,10 +17,12 @@ The price: more hand-offs when both threads are busy at once, as in a burst of h
 (about +20 % server CPU per handshake in an A/B: the notes of BENCHMARKS.md at commit
 5ccfa0a). 0 restores Python's 5 ms.
 
-autobahn's debug line: at every new connection, autobahn pretty-prints (``pformat``) its
+autobahn's debug lines: at every new connection, autobahn pretty-prints (``pformat``) its
 forty-odd options for a debug log line that its logger drops below debug level, which is
 where daphne runs it. That was 11 % of a socket handshake's GIL samples (py-spy, P1). The
-options are now formatted only when autobahn logs at debug level.
+options are now formatted only when autobahn logs at debug level; so are the coloured
+arguments (``hltype``, ``hlval``) of the debug lines autobahn writes at every read and at
+every frame it sends (about 6 µs each time: a keepalive ping and its pong pay it twice).
 
 daphne's periodic sweeps visit only the connections that can need them: project/sweeps.py.
 """
@@ -47,21 +49,35 @@ def tune_process() -> None:
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(threshold, gen1, gen2)
-    _format_autobahn_options_at_debug_only()
+    _autobahn_formats_at_debug_only()
     sweeps.install()
 
 
-def _format_autobahn_options_at_debug_only() -> None:
-    from autobahn.twisted.websocket import WebSocketServerProtocol  # daphne's sockets' base
+def _autobahn_formats_at_debug_only() -> None:
+    from autobahn.twisted import websocket as twisted_websocket
     from autobahn.websocket import protocol
 
-    real = getattr(protocol.pformat, "__wrapped__", protocol.pformat)  # once, however often called
+    # Its options, pretty-printed at every connection; and hltype/hlval, which colour the
+    # arguments of a debug line at every read and every frame autobahn writes (about 6 µs
+    # each time): plain text below debug level, should a line of a higher level use them.
+    _below_debug(protocol, "pformat", lambda obj, *args, **kwargs: _UNFORMATTED)
+    for module in (protocol, twisted_websocket):
+        _below_debug(module, "hltype", lambda obj: f"<{getattr(obj, '__qualname__', type(obj).__qualname__)}>")
+        _below_debug(module, "hlval", lambda val, *args, **kwargs: f"{val}")
+
+
+def _below_debug(module, name: str, plain) -> None:
+    """``module.name`` as it was at debug level (or finer), ``plain`` otherwise."""
+    from autobahn.twisted.websocket import WebSocketServerProtocol  # daphne's sockets' base
+
+    current = getattr(module, name)
+    real = getattr(current, "__wrapped__", current)  # once, however often called
 
     @functools.wraps(real)
-    def pformat(obj, *args, **kwargs):
+    def wrapper(*args, **kwargs):
         # txaio's logger keeps its level there; were that to change, format as autobahn did.
         if getattr(WebSocketServerProtocol.log, "_log_level", "debug") in ("debug", "trace"):
-            return real(obj, *args, **kwargs)
-        return _UNFORMATTED
+            return real(*args, **kwargs)
+        return plain(*args, **kwargs)
 
-    protocol.pformat = pformat
+    setattr(module, name, wrapper)

@@ -46,8 +46,8 @@ def test_autobahn_formats_its_options_only_when_it_logs_at_debug_level(monkeypat
 
     from project import runtime
 
-    runtime._format_autobahn_options_at_debug_only()
-    runtime._format_autobahn_options_at_debug_only()  # twice: still one wrapper
+    runtime._autobahn_formats_at_debug_only()
+    runtime._autobahn_formats_at_debug_only()  # twice: still one wrapper
     options = [("openHandshakeTimeout", 5, "WebSocketServerFactory")]
     assert protocol.pformat(options) == runtime._UNFORMATTED
     monkeypatch.setattr(WebSocketServerProtocol.log, "_log_level", "debug")
@@ -71,3 +71,22 @@ def test_the_asgi_application_spares_autobahn_the_formatting(tmp_path):
     from project import runtime
 
     assert json.loads(done.stdout.strip().splitlines()[-1]) == runtime._UNFORMATTED
+
+
+def test_autobahn_colours_the_arguments_of_its_debug_lines_only_at_debug_level(monkeypatch):
+    from autobahn import util
+    from autobahn.twisted import websocket as twisted_websocket
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+    from autobahn.websocket import protocol
+
+    from project import runtime
+
+    runtime._autobahn_formats_at_debug_only()
+    runtime._autobahn_formats_at_debug_only()  # twice: still one wrapper
+    for module in (protocol, twisted_websocket):
+        assert module.hlval(12) == "12"
+        assert module.hltype(WebSocketServerProtocol.dataReceived) == "<WebSocketAdapterProtocol.dataReceived>"
+        assert module.hlval.__wrapped__ is util.hlval
+    monkeypatch.setattr(WebSocketServerProtocol.log, "_log_level", "debug")
+    assert protocol.hlval(12) == util.hlval(12) != "12"  # coloured, as autobahn writes it
+    assert twisted_websocket.hltype(WebSocketServerProtocol.dataReceived) == util.hltype(WebSocketServerProtocol.dataReceived)
