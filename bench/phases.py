@@ -90,6 +90,24 @@ async def connect(system, clients, receivers: list[dict], concurrency: int = 25)
     }
 
 
+async def idle(system, clients, n: int, seconds: float) -> dict:
+    """What ``n`` connected members cost while nobody says anything: server and client
+    CPU over ``seconds``. Every server here pings a socket that has been silent for 20 s
+    (daphne's and websockets' default), so 40 s hold two pings per socket."""
+    cpu0, ccpu0, redis0, t0 = system.cpu(), clients_cpu(clients), system.redis_cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    dt = time.monotonic() - t0
+    thousands = max(n, 1) / 1000
+    return {
+        "n": n,
+        "seconds": dt,
+        "server_cores": (system.cpu() - cpu0) / dt,
+        "server_ms_per_s_per_1000": (system.cpu() - cpu0) / dt * 1000 / thousands,
+        "client_ms_per_s_per_1000": (clients_cpu(clients) - ccpu0) / dt * 1000 / thousands,
+        "redis_ms_per_s": (system.redis_cpu() - redis0) / dt * 1000 if system.uses_redis else None,
+    }
+
+
 def _redis_mem(system) -> int:
     if not system.uses_redis:
         return 0
@@ -230,11 +248,11 @@ def _short(frame: str) -> str:
 
 
 async def room(system, steps: list[int], clients_n: int, messages: int, budget_s: float, wait_s: float,
-               profile_dir: Path | None = None, log=print) -> list[dict]:
+               profile_dir: Path | None = None, idle_s: float = 0, log=print) -> list[dict]:
     """One room grown through ``steps`` members (plus one sender) in one server lifetime:
     at each step the new members connect (CPU and RSS growth per connection of that
-    step), then a fan-out to everyone connected so far. The profile and the variants run
-    at the last step."""
+    step), then a fan-out to everyone connected so far. The idle measurement, the
+    profile and the variants run at the last step."""
     n_max = max(steps)
     if hasattr(system, "demo"):
         system.demo(n_max)
@@ -265,6 +283,10 @@ async def room(system, steps: list[int], clients_n: int, messages: int, budget_s
             row = {"system": system.key, "n": n, "clients": clients_n, "connect": conn, "fanout": fan,
                    "variants": None, "incremental_from": out[-1]["n"] if out else 0, "load": loadavg()}
             out.append(row)
+        if idle_s:
+            out[-1]["idle"] = await idle(system, clients, out[-1]["connect"]["connected"], idle_s)
+            log(f"  {system.key} n={out[-1]['n']}: idle {out[-1]['idle']['server_ms_per_s_per_1000']:.2f} ms "
+                "server CPU a second per 1,000 members")
         if profile_dir is not None:
             out[-1]["variants"] = await _variants(system, clients, n_max, profile_dir, budget_s, wait_s, log)
         return _with_server_errors(system, out)
@@ -411,7 +433,8 @@ async def small_rooms(system, rooms: int, members: int, clients_n: int, warm: fl
         system.stop()
 
 
-async def big_room(system_factory, target: int, budget_s: float, min_free_mb: int, log=print) -> dict:
+async def big_room(system_factory, target: int, budget_s: float, min_free_mb: int, idle_s: float = 0,
+                   log=print) -> dict:
     """How far one room grows toward ``target`` on this machine: as many daphne processes
     as the per-process file limit needs, clients connecting as fast as they can until all
     are in, the time budget is spent, or free memory falls under ``min_free_mb``."""
@@ -469,6 +492,7 @@ async def big_room(system_factory, target: int, budget_s: float, min_free_mb: in
         wall = time.monotonic() - start
         await asyncio.sleep(1.0)
         rss1, cpu1 = system.rss(), system.cpu()
+        quiet = await idle(system, clients, connected, idle_s) if idle_s else None
         fan = await fanout(system, clients, connected, messages=3, budget_s=60, wait_s=60)
         return {
             "target": target, "processes": processes, "demo_s": demo_s, "connected": connected,
@@ -476,7 +500,7 @@ async def big_room(system_factory, target: int, budget_s: float, min_free_mb: in
             "rss_kb_per_conn": (rss1 - rss0) / max(connected, 1),
             "server_cpu_ms_per_conn": (cpu1 - cpu0) * 1000 / max(connected, 1),
             "server_rss_mb": rss1 / 1024, "client_rss_mb": sum(c.rss() for c in clients) / 1024,
-            "fanout": fan, "server_errors": system.errors(), "mem_available_mb": mem_available_mb(),
+            "fanout": fan, "idle": quiet, "server_errors": system.errors(), "mem_available_mb": mem_available_mb(),
         }
     finally:
         await stop_clients(clients)

@@ -35,6 +35,7 @@ FULL = {
     "floor": [100, 1_000, 10_000],  # F: connections only
     "profile": "P2",  # at 20,000 members: 10,000 on the profiled daphne
     "messages": 20, "budget_s": 25, "wait_s": 30,
+    "idle_s": 40,  # two keepalive pings per socket
     "small_rooms": ["A", "P1", "P2"],
     "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 3},
     "votes": 10_000,
@@ -46,6 +47,7 @@ QUICK = {
     "floor": [1_000],
     "profile": "P1",
     "messages": 10, "budget_s": 10, "wait_s": 15,
+    "idle_s": 21,
     "small_rooms": ["A", "P1"],
     "rung": {"warm": 0.5, "dur": 2.0, "drain": 2.0, "start": 125, "max": 8_000, "bisections": 0},
     "votes": 1_000,
@@ -120,7 +122,7 @@ async def main(args) -> int:
         try:
             results["rooms"] += await phases.room(
                 system(key), steps, clients_for(max(steps)), plan["messages"], plan["budget_s"], plan["wait_s"],
-                profile_dir=profile_dir, log=log,
+                profile_dir=profile_dir, idle_s=plan["idle_s"], log=log,
             )
         except Exception as exc:  # noqa: BLE001 - a failed phase is reported, the run goes on
             traceback.print_exc()
@@ -163,7 +165,7 @@ async def main(args) -> int:
         try:
             results["big"] = await phases.big_room(
                 lambda processes: _big_system(run_dir, secrets_env, processes),
-                big["target"], big["budget_s"], big["min_free_mb"], log=log,
+                big["target"], big["budget_s"], big["min_free_mb"], idle_s=plan["idle_s"], log=log,
             )
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
