@@ -4,8 +4,8 @@ daphne's ``Server`` walks every connection of the process twice: each second to 
 finished applications (``application_checker``), and every two seconds for timeouts and
 keepalive pings (``timeout_checker``). An idle room pays for both at every member: with
 10,000 idle sockets in a process, the walks were about 40 % of its CPU (py-spy, 2 daphne
-+ Redis + PostgreSQL, 20,000 idle members), and a room of 150,000 spent more than a core
-on sockets that had nothing to do (BENCHMARKS.md, idle CPU). Here:
++ Redis + PostgreSQL, 20,000 idle members); at that rate a room of 150,000 would spend
+more than a core on sockets that have nothing to do (BENCHMARKS.md, "Idle members"). Here:
 
 - the application sweep runs daphne's own ``application_checker`` over the connections
   that disconnected since (a narrowed ``server.connections`` for the length of the call),

@@ -40,7 +40,7 @@ RENEW_GROUPS_EVERY_S = 600
 # second per 1,000 local sockets, up to COUNTS_MAX_INTERVAL_S): a reconnect storm of
 # 150,000 must not become 150,000 frames a second of counts. Counts that did not change
 # go only to the sockets that joined since they were last sent: an idle room of 150,000
-# is not sent 15,000 frames a second of the same counts (BENCHMARKS.md, idle CPU).
+# is not sent 15,000 frames a second of the same counts (BENCHMARKS.md, "Idle members").
 PRESENCE_EVERY_S = 10.0
 PRESENCE_TTL_S = 3.5 * PRESENCE_EVERY_S
 COUNTS_MAX_INTERVAL_S = 10.0
