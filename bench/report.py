@@ -402,7 +402,9 @@ def _big(results, P2) -> str:
                      f"{b['rss_kb_per_conn']:.1f} kB and {b['server_cpu_ms_per_conn']:.2f} ms of server CPU per "
                      f"connection; servers {b['server_rss_mb']:,.0f} MB RSS, clients {b['client_rss_mb']:,.0f} MB; "
                      f"MemAvailable after: {b['mem_available_mb']:,} MB. Then {fan['messages']} broadcasts: "
-                     f"{f(fan['delivered_pct'])} % delivered, last member after {f(fan['last_ms_median'], 0)} ms, "
+                     f"{f(fan['delivered_pct'])} % delivered (to the members still connected; members the server "
+                     f"closed since they connected: {fan['closed_by_server'] or 'none'}), "
+                     f"last member after {f(fan['last_ms_median'], 0)} ms, "
                      f"{f(fan['server_cpu_us_per_delivery'])} µs server CPU per delivery. Connection errors: "
                      f"{_errs(b['errors'])}; server logs: {_errs(b['server_errors'])}.\n")
     elif not results["quick"] and P2:
