@@ -97,12 +97,13 @@ async def idle(system, clients, n: int, seconds: float) -> dict:
     cpu0, ccpu0, redis0, t0 = system.cpu(), clients_cpu(clients), system.redis_cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     dt = time.monotonic() - t0
+    server_cores = (system.cpu() - cpu0) / dt
     thousands = max(n, 1) / 1000
     return {
         "n": n,
         "seconds": dt,
-        "server_cores": (system.cpu() - cpu0) / dt,
-        "server_ms_per_s_per_1000": (system.cpu() - cpu0) / dt * 1000 / thousands,
+        "server_cores": server_cores,
+        "server_ms_per_s_per_1000": server_cores * 1000 / thousands,
         "client_ms_per_s_per_1000": (clients_cpu(clients) - ccpu0) / dt * 1000 / thousands,
         "redis_ms_per_s": (system.redis_cpu() - redis0) / dt * 1000 if system.uses_redis else None,
     }

@@ -115,12 +115,13 @@ def install() -> None:
     def application_checker(self):
         state = sweeps(self)
         state.application_sweeps += 1
+        # A protocol that disconnects during daphne's checker (it may close a socket whose
+        # application failed) lands in the new set, for the next sweep.
+        looked_at, state.disconnected = state.disconnected, set()
         if state.application_sweeps % APPLICATIONS_EVERY == 0:
-            looked_at = set(self.connections)
-            real_application_checker(self)
-            narrowed = self.connections
+            real_application_checker(self)  # every connection, as daphne's each
         else:
-            looked_at, everything = state.disconnected, self.connections
+            everything = self.connections
             self.connections = {p: everything[p] for p in looked_at if p in everything}
             try:
                 real_application_checker(self)  # schedules the next sweep itself
@@ -129,11 +130,10 @@ def install() -> None:
                 for protocol in looked_at:
                     if protocol in everything and protocol not in narrowed:  # daphne reaped it
                         del everything[protocol]
-        state.disconnected = set()
         for protocol in looked_at:
             if protocol not in self.connections:
                 state.forget(protocol)
-            elif "disconnected" in narrowed[protocol]:  # its application may still need killing
+            elif "disconnected" in self.connections[protocol]:  # its application may still need killing
                 state.disconnected.add(protocol)
 
     def timeout_checker(self):
