@@ -5,7 +5,7 @@ copy of the scope alive for every socket's whole life.
 
 The socket's session and user are read by Django's own ``SessionStore`` and
 ``auth.get_user`` in the consumer's handshake, in the same database hop as its room
-membership (rooms.services.room_entry), rather than by ``AuthMiddlewareStack``: its user
+membership (rooms.services.room_entries), rather than by ``AuthMiddlewareStack``: its user
 lookup was a thread hop and a database connection of its own per handshake (a third of a
 handshake's server CPU), and its session wrapper ran on every frame sent, to save a
 session that a socket never changes (BENCHMARKS.md)."""

@@ -2,7 +2,9 @@
 ``auth.get_user`` for every request and every socket handshake with a session) reads the
 user with SQL built once (rooms.rows) instead of by the ORM at each call. That ORM query
 was about a sixth of a socket handshake's server CPU (BENCHMARKS.md, connections).
-Everything else, including login and its password check, is ModelBackend's.
+Everything else, including login and its password check, is ModelBackend's. The
+handshakes of a reconnect storm read their users together (``users_read_together``),
+and each is still checked by Django's own ``auth.get_user``.
 
 Sessions name the backend that logged them in: those made under Django's own path
 (``django.contrib.auth.backends.ModelBackend``) before this one took its place in
@@ -11,6 +13,8 @@ Sessions name the backend that logged them in: those made under Django's own pat
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 
 from django.contrib.auth import backends, get_user_model
@@ -23,7 +27,29 @@ def _users() -> rows.ByPk:
     return rows.ByPk(get_user_model())
 
 
+# The rows read together for the calls of ``get_user`` inside ``users_read_together``:
+# every id asked for, None for one that names no user.
+_read_together: ContextVar[dict | None] = ContextVar("users_read_together", default=None)
+
+
+@contextmanager
+def users_read_together(user_ids):
+    """Within it, ``get_user`` of any of ``user_ids`` takes its row from one query made
+    for them all, here; of any other id, from a query of its own, as outside."""
+    ids = set(user_ids)
+    found = _users().get(ids) if ids else {}
+    token = _read_together.set({pk: found.get(pk) for pk in ids})
+    try:
+        yield
+    finally:
+        _read_together.reset(token)
+
+
 class ModelBackend(backends.ModelBackend):
     def get_user(self, user_id):
-        user = next(iter(_users().get([user_id]).values()), None)
+        read = _read_together.get()
+        if read is not None and user_id in read:
+            user = read[user_id]
+        else:
+            user = next(iter(_users().get([user_id]).values()), None)
         return user if user is not None and self.user_can_authenticate(user) else None

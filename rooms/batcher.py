@@ -7,6 +7,11 @@ of a batched type wait while the thread is busy with the previous batch and then
 together: one hop, one transaction (``rooms.services.messages_post``). An idle process
 sends a lone frame at once, so nothing waits that did not have to; a busy one writes
 more per commit instead of queueing longer. Each frame still gets its own answer.
+
+Socket handshakes go the same way (``rooms.consumers``): their reads of session, user,
+room and membership, and after the hub's join their welcome's read of the room. A
+reconnect storm's handshakes then share a hop and four queries instead of paying two
+hops and five queries each (BENCHMARKS.md, connections).
 """
 
 from __future__ import annotations
@@ -63,11 +68,12 @@ class Batcher:
 _batchers: dict[str, Batcher] = {}
 
 
-def batcher(kind: str) -> Batcher:
+def batcher(kind: str, handler=None) -> Batcher:
     """The batcher of ``kind`` for the running event loop (one loop per process under
-    daphne; tests run one loop after another, and each gets batchers of its own)."""
+    daphne; tests run one loop after another, and each gets batchers of its own). Its
+    handler is ``BATCHED_ACTIONS[kind]`` unless given."""
     loop = asyncio.get_running_loop()
     found = _batchers.get(kind)
     if found is None or found.loop is not loop:
-        found = _batchers[kind] = Batcher(BATCHED_ACTIONS[kind], loop)
+        found = _batchers[kind] = Batcher(handler or BATCHED_ACTIONS[kind], loop)
     return found

@@ -159,7 +159,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
         session_key, self._session_key = self._session_key, None
-        found = await database_sync_to_async(services.room_entry)(session_key=session_key, room_id=room_id)
+        # Read with the handshakes that arrive meanwhile (rooms.batcher): a reconnect storm
+        # shares its hops and its queries.
+        found = await batcher("handshake", services.room_entries).submit((session_key, room_id))
         hub = get_hub()
         if found is None:
             await self.close(code=frames.CLOSE_FORBIDDEN)
@@ -181,7 +183,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self._held = []
         await hub.join(self)
-        welcome = await database_sync_to_async(services.welcome_frame)(room=room, member=member)
+        welcome = await batcher("welcome", services.welcome_frames).submit((room, member))
         hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
         held, self._held = self._held, None
         if self._protocol is not None:

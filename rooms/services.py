@@ -16,12 +16,15 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from project.auth import users_read_together
 from rooms import broadcast, frames, log, registrations, rows
 from rooms.errors import ActionError, speaking
 from rooms.frames import Code
@@ -62,35 +65,59 @@ _CHAT_ROOMS = rows.ByPk(
 def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
     """The room and the caller's membership if the caller may enter it, else None.
     Plenary: any admitted member. Caucus: the mediation's mediators and the one member."""
-    if user is None or not user.is_authenticated:
-        return None
-    try:
-        room_pk = int(room_id)
-    except (ValueError, TypeError):
-        return None
-    room = _ROOMS_WITH_MEDIATION.get([room_pk]).get(room_pk)
-    if room is None:
-        return None
+    return room_memberships([(user, room_id)])[0]
+
+
+def room_memberships(asked: list[tuple]) -> list[tuple[Room, Membership] | None]:
+    """``room_membership`` of each (user, room id), in two queries for them all."""
+    users, room_pks = [], []
+    for user, room_id in asked:
+        try:
+            room_pk = int(room_id)
+        except (ValueError, TypeError):
+            room_pk = None
+        signed_in = user is not None and user.is_authenticated
+        users.append(user if signed_in and room_pk is not None else None)
+        room_pks.append(room_pk)
+    rooms = _ROOMS_WITH_MEDIATION.get({pk for pk, user in zip(room_pks, users, strict=True) if user is not None})
     # A user has one membership per mediation, and a few mediations.
-    member = next(
-        (m for m in _MEMBERS_WITH_USER.where("user_id", [user.pk]) if m.mediation_id == room.mediation_id),
-        None,
-    )
-    if member is None or not may_enter(member, room):
-        return None
-    return room, member
+    members = {}
+    for member in _MEMBERS_WITH_USER.where("user_id", sorted({user.pk for user in users if user is not None})):
+        members[member.user_id, member.mediation_id] = member
+    found = []
+    for user, room_pk in zip(users, room_pks, strict=True):
+        room = rooms.get(room_pk) if user is not None else None
+        member = members.get((user.pk, room.mediation_id)) if room is not None else None
+        found.append((room, member) if member is not None and may_enter(member, room) else None)
+    return found
 
 
-def room_entry(*, session_key: str | None, room_id) -> tuple[Room, Membership] | None:
-    """A socket's handshake in one database trip (one ``database_sync_to_async`` hop):
-    the session (Django's configured ``SessionStore``), its user checked by Django's own
-    ``auth.get_user`` (session hash included), then the room and the membership it may
-    enter."""
-    if not session_key:
-        return None
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = auth.get_user(SimpleNamespace(session=session))
-    return room_membership(user=user, room_id=room_id)
+def room_entries(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, Membership] | None]:
+    """Sockets' handshakes, each (session key, room id), in one database trip for them
+    all (rooms.batcher: a reconnect storm's handshakes share their hop and their
+    queries): each session (Django's configured ``SessionStore``), its user checked by
+    Django's own ``auth.get_user`` (session hash included), then the room and the
+    membership it may enter; None where the socket may not enter."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    keys = [key for key, _ in handshakes]
+    if hasattr(store, "load_many"):  # project.sessions: one query for all
+        sessions = store.load_many(keys)
+    else:
+        sessions = [store(key) for key in keys]
+    with users_read_together(_session_user_ids(sessions)):
+        users = [auth.get_user(SimpleNamespace(session=s)) if key else None for key, s in zip(keys, sessions, strict=True)]
+    return room_memberships([(user, room_id) for user, (_, room_id) in zip(users, handshakes, strict=True)])
+
+
+def _session_user_ids(sessions) -> set:
+    """The user ids the sessions name, as ``auth.get_user`` reads them."""
+    to_python, ids = get_user_model()._meta.pk.to_python, set()
+    for session in sessions:
+        try:
+            ids.add(to_python(session[auth.SESSION_KEY]))
+        except (KeyError, ValidationError):
+            continue
+    return ids
 
 
 def may_enter(member: Membership, room: Room) -> bool:
@@ -144,17 +171,21 @@ def room_public(room: Room) -> dict:
     }
 
 
-def welcome_frame(*, room: Room, member: Membership) -> dict:
-    """Read after the hub joined the room (so an event committed after this read is sure
-    to arrive live), in one query: the room as it is now, not as the handshake read it."""
-    room = _ROOMS_WITH_MEDIATION.get([room.pk])[room.pk]
-    return {
-        "type": frames.WELCOME,
-        "room": room_public(room),
-        "me": member.public(),
-        "last_seq": room.last_seq,
-        "members_count": room_members_count(room),
-    }
+def welcome_frames(joined: list[tuple[Room, Membership]]) -> list[dict]:
+    """The welcome of each (room, member), in one query for them all. Read after the
+    hub joined the room (so an event committed after this read is sure to arrive live):
+    the room as it is now, not as the handshake read it."""
+    rooms = _ROOMS_WITH_MEDIATION.get({room.pk for room, _ in joined})
+    return [
+        {
+            "type": frames.WELCOME,
+            "room": room_public(rooms[room.pk]),
+            "me": member.public(),
+            "last_seq": rooms[room.pk].last_seq,
+            "members_count": room_members_count(rooms[room.pk]),
+        }
+        for room, member in joined
+    ]
 
 
 def events_page(*, room: Room, after_seq: int, limit: int) -> tuple[list[dict], int]:
