@@ -128,7 +128,7 @@ async def main(args) -> int:
             traceback.print_exc()
             results["errors"].append(f"room {key}: {type(exc).__name__}: {exc}"[:500])
     if plan["floor"] and (not only or "F" in only):
-        log(f"==> connections: F, daphne's floor ({time.monotonic() - started:.0f}s)")
+        log(f"==> connections: F, an accept-only Channels consumer ({time.monotonic() - started:.0f}s)")
         try:
             results["floor"] = await phases.connections(system("F"), plan["floor"], clients_for(max(plan["floor"])), log=log)
         except Exception as exc:  # noqa: BLE001

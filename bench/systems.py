@@ -5,7 +5,8 @@
   (``DJANGO_ENV=production`` with generated secrets; TLS left out: loopback);
 - A the Channels tutorial consumer over RedisChannelLayer (bench/baselines/a_asgi.py);
 - D a plain `websockets` server broadcasting with ``websockets.broadcast``;
-- F daphne's floor: a Channels consumer that only accepts (connections only).
+- F the stock Channels pattern with nothing to do: a consumer that only accepts, on a
+  stock daphne (connections only).
 
 Palabre runs with ``PALABRE_RATE_PER_S``/``PALABRE_RATE_BURST`` raised: its per-connection
 token bucket (10 frames/s) would otherwise throttle the benchmark's senders.
@@ -189,7 +190,7 @@ class BaselineA(System):
 
 
 class BaselineF(BaselineA):
-    """daphne's floor (bench/baselines/f_asgi.py): connections only."""
+    """A stock Channels consumer that only accepts (bench/baselines/f_asgi.py): connections only."""
 
     key = "F"
     title = "accept-only Channels consumer on daphne"
