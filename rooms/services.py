@@ -105,8 +105,17 @@ def room_entries(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, M
     else:
         sessions = [store(key) for key in keys]
     with users_read_together(_session_user_ids(sessions)):
-        users = [auth.get_user(SimpleNamespace(session=s)) if key else None for key, s in zip(keys, sessions, strict=True)]
+        users = [_session_user(session) if key else None for key, session in zip(keys, sessions, strict=True)]
     return room_memberships([(user, room_id) for user, (_, room_id) in zip(users, handshakes, strict=True)])
+
+
+def _session_user(session):
+    """Django's ``auth.get_user``; None for a session naming no valid user id, which it
+    lets fail: one such session must not fail every handshake read with it."""
+    try:
+        return auth.get_user(SimpleNamespace(session=session))
+    except ValidationError:
+        return None
 
 
 def _session_user_ids(sessions) -> set:

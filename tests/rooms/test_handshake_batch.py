@@ -41,6 +41,9 @@ def handshakes(mediation, plenary, mediator, consumer, pending, outsider, make_m
     keys = {m: session_cookie(m.user) for m in (mediator, consumer, pending, stranger, inactive, expired)}
     keys["outsider"] = session_cookie(outsider)
     get_user_model().objects.filter(pk=inactive.user_id).update(is_active=False)
+    garbled = sessions.SessionStore()
+    garbled.update({"_auth_user_id": "not an id", "_auth_user_backend": "project.auth.ModelBackend"})
+    garbled.create()
     Session.objects.filter(pk=keys[expired]).update(expire_date=timezone.now() - timedelta(seconds=1))
     room = str(plenary.pk)
     may_enter = [
@@ -62,6 +65,7 @@ def handshakes(mediation, plenary, mediator, consumer, pending, outsider, make_m
         (keys[consumer], "abc"),
         (keys[consumer], str(2**70)),
         (keys[stranger], str(caucus.pk)),
+        (garbled.session_key, room),  # names no valid user id: Django's get_user raises
     ]
     return [h for h, _ in may_enter] + may_not, [e for _, e in may_enter] + [None] * len(may_not)
 
