@@ -1,7 +1,7 @@
 """ASGI entry point, as Channels' docs lay it out: Django's HTTP application first (it
-sets Django up), then WebSocket routes behind the origin check. The socket reads its
-own cookies from the headers (rooms.consumers): Channels' ``CookieMiddleware`` kept a
-copy of the scope alive for every socket's whole life.
+sets Django up), then WebSocket routes behind the origin check (project.routing). The
+socket reads its own cookies from the headers (rooms.consumers): Channels'
+``CookieMiddleware`` kept a copy of the scope alive for every socket's whole life.
 
 The socket's session and user are read by Django's own ``SessionStore`` and
 ``auth.get_user`` in the consumer's handshake, in the same database hop as its room
@@ -17,20 +17,16 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.core.signals import request_finished  # noqa: E402
 
 from project.connections import close_request_connections  # noqa: E402
+from project.routing import Router  # noqa: E402
 from project.runtime import tune_process  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 tune_process()
 request_finished.connect(close_request_connections)
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
-)
+# Channels' ProtocolTypeRouter, AllowedHostsOriginValidator and URLRouter, in one frame
+# per socket (project.routing).
+application = Router(django_asgi_app, websocket_urlpatterns)
