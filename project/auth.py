@@ -37,7 +37,7 @@ def users_read_together(user_ids):
     """Within it, ``get_user`` of any of ``user_ids`` takes its row from one query made
     for them all, here; of any other id, from a query of its own, as outside."""
     ids = set(user_ids)
-    found = _users().get(ids) if ids else {}
+    found = _users().get(ids)  # no query for no id
     token = _read_together.set({pk: found.get(pk) for pk in ids})
     try:
         yield

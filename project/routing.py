@@ -37,11 +37,10 @@ class Router:
         """The application for a socket and the scope to give it."""
         if not self.origins.valid_origin(_parsed_origin(scope)):
             return WebsocketDenier(), scope
-        path = scope.get("path_remaining", scope.get("path", None))
-        if path is None:
-            raise ValueError("No 'path' key in connection scope, cannot route URLs")
-        root_path = scope.get("root_path", "")
-        if "path_remaining" not in scope and root_path:
+        # URLRouter's matching as the outermost router (the only one here): no outer
+        # path_remaining or url_route to carry over.
+        path, root_path = scope["path"], scope.get("root_path", "")
+        if root_path:
             if not path.startswith(root_path):
                 raise ValueError(f"No route found for path {path!r}.")
             path = path[len(root_path) :]
@@ -50,9 +49,7 @@ class Router:
             match = route.pattern.match(path)
             if match:
                 new_path, args, kwargs = match
-                kwargs.update(route.default_args)
-                outer = scope.get("url_route", {})
-                url_route = {"args": outer.get("args", ()) + args, "kwargs": {**outer.get("kwargs", {}), **kwargs}}
+                url_route = {"args": args, "kwargs": {**kwargs, **route.default_args}}
                 return route.callback, dict(scope, path_remaining=new_path, url_route=url_route)
         raise ValueError(f"No route found for path {path!r}.")
 

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib import auth
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
@@ -98,12 +97,8 @@ def room_entries(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, M
     queries): each session (Django's configured ``SessionStore``), its user checked by
     Django's own ``auth.get_user`` (session hash included), then the room and the
     membership it may enter; None where the socket may not enter."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore
     keys = [key for key, _ in handshakes]
-    if hasattr(store, "load_many"):  # project.sessions: one query for all
-        sessions = store.load_many(keys)
-    else:
-        sessions = [store(key) for key in keys]
+    sessions = import_module(settings.SESSION_ENGINE).SessionStore.load_many(keys)  # project.sessions
     with users_read_together(_session_user_ids(sessions)):
         users = [_session_user(session) if key else None for key, session in zip(keys, sessions, strict=True)]
     return room_memberships([(user, room_id) for user, (_, room_id) in zip(users, handshakes, strict=True)])
@@ -119,11 +114,11 @@ def _session_user(session):
 
 
 def _session_user_ids(sessions) -> set:
-    """The user ids the sessions name, as ``auth.get_user`` reads them."""
-    to_python, ids = get_user_model()._meta.pk.to_python, set()
+    """The user ids the sessions name, read as ``auth.get_user`` reads them."""
+    ids = set()
     for session in sessions:
         try:
-            ids.add(to_python(session[auth.SESSION_KEY]))
+            ids.add(auth._get_user_session_key(SimpleNamespace(session=session)))
         except (KeyError, ValidationError):
             continue
     return ids
@@ -185,16 +180,19 @@ def welcome_frames(joined: list[tuple[Room, Membership]]) -> list[dict]:
     hub joined the room (so an event committed after this read is sure to arrive live):
     the room as it is now, not as the handshake read it."""
     rooms = _ROOMS_WITH_MEDIATION.get({room.pk for room, _ in joined})
-    return [
-        {
-            "type": frames.WELCOME,
-            "room": room_public(rooms[room.pk]),
-            "me": member.public(),
-            "last_seq": rooms[room.pk].last_seq,
-            "members_count": room_members_count(rooms[room.pk]),
-        }
-        for room, member in joined
-    ]
+    welcomes = []
+    for room, member in joined:
+        room = rooms[room.pk]
+        welcomes.append(
+            {
+                "type": frames.WELCOME,
+                "room": room_public(room),
+                "me": member.public(),
+                "last_seq": room.last_seq,
+                "members_count": room_members_count(room),
+            }
+        )
+    return welcomes
 
 
 def events_page(*, room: Room, after_seq: int, limit: int) -> tuple[list[dict], int]:
