@@ -33,11 +33,14 @@ _read_together: ContextVar[dict | None] = ContextVar("users_read_together", defa
 
 
 @contextmanager
-def users_read_together(user_ids):
-    """Within it, ``get_user`` of any of ``user_ids`` takes its row from one query made
-    for them all, here; of any other id, from a query of its own, as outside."""
+def users_read_together(user_ids, read: dict | None = None):
+    """Within it, ``get_user`` of any of ``user_ids`` takes its row from ``read`` (rows
+    the caller already has, by id: every column, as this module reads them) or else from
+    one query made here for the others; of any other id, from a query of its own, as
+    outside."""
     ids = set(user_ids)
-    found = _users().get(ids)  # no query for no id
+    found = dict(read or {})
+    found.update(_users().get(ids - found.keys()))  # no query when none is missing
     token = _read_together.set({pk: found.get(pk) for pk in ids})
     try:
         yield

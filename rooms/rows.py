@@ -69,9 +69,7 @@ class ByPk:
         return prepared
 
     def get(self, pks) -> dict:
-        # An id past a 64-bit integer names no row (and would not bind as a parameter).
-        pks = sorted({pk for pk in map(int, pks) if -(2**63) <= pk < 2**63})
-        return {obj.pk: obj for obj in self.where("pk", pks)}
+        return {obj.pk: obj for obj in self.where("pk", ids(pks))}
 
     def where(self, attname: str, values: list) -> list:
         """The rows whose ``attname`` (a concrete field's, or ``pk``) is one of ``values``."""
@@ -141,6 +139,12 @@ class Insert:
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+
+
+def ids(values) -> list[int]:
+    """Integer ids to look up, sorted and once each. An id past a 64-bit integer names
+    no row (and would not bind as a parameter)."""
+    return sorted({pk for pk in map(int, values) if -(2**63) <= pk < 2**63})
 
 
 def _from_db(model):

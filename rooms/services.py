@@ -69,26 +69,9 @@ def room_membership(*, user, room_id) -> tuple[Room, Membership] | None:
 
 def room_memberships(asked: list[tuple]) -> list[tuple[Room, Membership] | None]:
     """``room_membership`` of each (user, room id), in two queries for them all."""
-    users, room_pks = [], []
-    for user, room_id in asked:
-        try:
-            room_pk = int(room_id)
-        except (ValueError, TypeError):
-            room_pk = None
-        signed_in = user is not None and user.is_authenticated
-        users.append(user if signed_in and room_pk is not None else None)
-        room_pks.append(room_pk)
-    rooms = _ROOMS_WITH_MEDIATION.get({pk for pk, user in zip(room_pks, users, strict=True) if user is not None})
-    # A user has one membership per mediation, and a few mediations.
-    members = {}
-    for member in _MEMBERS_WITH_USER.where("user_id", sorted({user.pk for user in users if user is not None})):
-        members[member.user_id, member.mediation_id] = member
-    found = []
-    for user, room_pk in zip(users, room_pks, strict=True):
-        room = rooms.get(room_pk) if user is not None else None
-        member = members.get((user.pk, room.mediation_id)) if room is not None else None
-        found.append((room, member) if member is not None and may_enter(member, room) else None)
-    return found
+    users = [user for user, _ in asked]
+    members = _MEMBERS_WITH_USER.where("user_id", rows.ids(user.pk for user in users if _signed_in(user)))
+    return _entries(users, [room_id for _, room_id in asked], members)
 
 
 def room_entries(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, Membership] | None]:
@@ -96,12 +79,42 @@ def room_entries(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, M
     all (rooms.batcher: a reconnect storm's handshakes share their hop and their
     queries): each session (Django's configured ``SessionStore``), its user checked by
     Django's own ``auth.get_user`` (session hash included), then the room and the
-    membership it may enter; None where the socket may not enter."""
+    membership it may enter; None where the socket may not enter. Three queries: the
+    sessions, the memberships of their users (each with its user's row, which
+    ``get_user`` takes from there), the rooms; and a fourth for the users who have no
+    membership at all, should any session name one."""
     keys = [key for key, _ in handshakes]
     sessions = import_module(settings.SESSION_ENGINE).SessionStore.load_many(keys)  # project.sessions
-    with users_read_together(_session_user_ids(sessions)):
+    user_ids = _session_user_ids(sessions)
+    members = _MEMBERS_WITH_USER.where("user_id", rows.ids(user_ids))
+    with users_read_together(user_ids, {member.user_id: member.user for member in members}):
         users = [_session_user(session) if key else None for key, session in zip(keys, sessions, strict=True)]
-    return room_memberships([(user, room_id) for user, (_, room_id) in zip(users, handshakes, strict=True)])
+    return _entries(users, [room_id for _, room_id in handshakes], members)
+
+
+def _entries(users: list, room_ids: list, members: list[Membership]) -> list[tuple[Room, Membership] | None]:
+    """The (room, membership) each user (None or anonymous: none) may enter of the room
+    named, given every membership of those users."""
+    users = [user if _signed_in(user) else None for user in users]
+    room_pks = []
+    for user, room_id in zip(users, room_ids, strict=True):
+        try:
+            room_pks.append(int(room_id) if user is not None else None)
+        except (ValueError, TypeError):
+            room_pks.append(None)
+    rooms = _ROOMS_WITH_MEDIATION.get({pk for pk in room_pks if pk is not None})
+    # A user has one membership per mediation, and a few mediations.
+    by_mediation = {(member.user_id, member.mediation_id): member for member in members}
+    found = []
+    for user, room_pk in zip(users, room_pks, strict=True):
+        room = rooms.get(room_pk) if room_pk is not None else None
+        member = by_mediation.get((user.pk, room.mediation_id)) if room is not None else None
+        found.append((room, member) if member is not None and may_enter(member, room) else None)
+    return found
+
+
+def _signed_in(user) -> bool:
+    return user is not None and user.is_authenticated
 
 
 def _session_user(session):

@@ -81,7 +81,19 @@ def test_a_batch_of_handshakes_costs_four_queries_whatever_its_size(handshakes):
     for batch in (handshakes[:1], handshakes, handshakes * 10):
         with CaptureQueriesContext(connection) as queries:
             services.room_entries(batch)
-        assert len(queries) == 4  # sessions, users, rooms, memberships
+        # The sessions, the memberships with their users' rows, the rooms; and for
+        # the first alone, no user without membership to read on its own.
+        assert len(queries) == (3 if batch == handshakes[:1] else 4)
+
+
+def test_members_users_are_read_with_their_memberships(plenary, consumers):
+    members = consumers(5)
+    batch = [(session_cookie(m.user), str(plenary.pk)) for m in members]
+    with CaptureQueriesContext(connection) as queries:
+        found = services.room_entries(batch)
+    assert [entered(f) for f in found] == [(plenary.pk, m.pk) for m in members]
+    assert len(queries) == 3  # sessions, memberships with their users, rooms
+    assert [f[1].user.pk for f in found] == [m.user_id for m in members]
 
 
 def test_a_session_whose_password_changed_is_refused_in_a_batch(plenary, consumer, mediator):
@@ -133,6 +145,17 @@ def test_users_read_together_take_no_query_of_their_own(consumer, mediator, outs
         # An id not read together is read as outside.
         assert backend.get_user(mediator.user_id).pk == mediator.user_id
     assert backend.get_user(consumer.user_id).pk == consumer.user_id
+
+
+def test_users_read_together_take_the_rows_given_and_read_the_others_at_once(consumer, mediator, outsider):
+    given = get_user_model().objects.get(pk=consumer.user_id)
+    backend = auth.ModelBackend()
+    with CaptureQueriesContext(connection) as queries:
+        with auth.users_read_together([consumer.user_id, mediator.user_id, outsider.pk], {consumer.user_id: given}):
+            assert backend.get_user(consumer.user_id) is given
+            assert backend.get_user(mediator.user_id).pk == mediator.user_id
+            assert backend.get_user(outsider.pk).pk == outsider.pk
+    assert len(queries) == 1  # the two not given, together
 
 
 async def test_sockets_connecting_at_once_each_get_their_own_answer(plenary, consumers, pending, monkeypatch):
