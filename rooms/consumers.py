@@ -185,11 +185,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
         self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
         self._protocol = daphne_protocol(self.base_send)
-        await self.accept()
         self._held = []
         await hub.join(self)
         welcome = await batcher("welcome", services.welcome_frames).submit((room, member))
         hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
+        # Accepted once the welcome is ready: the upgrade's 101 and the welcome leave in
+        # one write to the socket (Twisted sends what was written in one turn of the
+        # loop together), not two (BENCHMARKS.md, connections).
+        await self.accept()
         held, self._held = self._held, None
         if self._protocol is not None:
             forget_upgrade_request(self._protocol)
