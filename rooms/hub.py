@@ -78,7 +78,9 @@ class Hub:
         self._presence: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
         self._room_meta: dict[str, tuple[str, bool]] = {}
         self._counts_sent: dict[str, str] = {}  # room -> the counts frame its sockets have
-        self._counts_due: dict[str, list] = defaultdict(list)  # room -> sockets joined since
+        # room -> sockets joined since, and still there: while the layer is down no counts
+        # go out, and the sockets of a reconnect loop must not pile up here meanwhile.
+        self._counts_due: dict[str, set] = defaultdict(set)
         self._probes: dict[str, asyncio.Future] = {}
 
     # --- lifecycle -----------------------------------------------------------------
@@ -145,13 +147,18 @@ class Hub:
         self.members[conn.member_id].append(conn)
         self.users[conn.user_id].append(conn)
         self._room_meta[conn.room_id] = (conn.mediation_id, conn.plenary)
-        self._counts_due[conn.room_id].append(conn)
+        self._counts_due[conn.room_id].add(conn)
         self._presence_changed(conn.room_id)
 
     def leave(self, conn) -> None:
         # The process stays subscribed to a room it no longer serves until the next
         # renewal: a join racing a leave never finds itself unsubscribed.
-        for index, key in ((self.rooms, conn.room_id), (self.members, conn.member_id), (self.users, conn.user_id)):
+        for index, key in (
+            (self.rooms, conn.room_id),
+            (self.members, conn.member_id),
+            (self.users, conn.user_id),
+            (self._counts_due, conn.room_id),
+        ):
             conns = index.get(key)
             if conns is not None:
                 with contextlib.suppress(KeyError, ValueError):  # a set's, a list's: not there
@@ -353,7 +360,7 @@ class Hub:
         members = await database_sync_to_async(members_count_recent)(mediation_id) if plenary else 2
         online = online_total(self._presence.get(room_id, {}), time.monotonic())
         text = dumps({"type": frames.ROOM_COUNTS, "members_count": members, "online_count": online})
-        joined = self._counts_due.pop(room_id, [])
+        joined = self._counts_due.pop(room_id, ())
         if text == self._counts_sent.get(room_id):
             conns = [conn for conn in joined if conn in conns]
         self._counts_sent[room_id] = text

@@ -5,6 +5,8 @@ gives up waiting for one that never comes."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -215,3 +217,29 @@ async def test_a_hub_started_while_the_layer_was_down_subscribes_at_the_next_joi
     await hub.layer.group_send(DIRECT_GROUP, {"type": "hub.rooms", "frames": [["900100", None, "batched"]]})
     await asyncio.wait_for(conn.arrived.wait(), 5)
     assert conn.got == ["batched"]
+
+
+class LayerDown(LateSubscriptions):
+    """The process's layer once its subscriptions are made: nothing sent gets through."""
+
+    async def group_send(self, group, message):
+        raise ConnectionError("layer down")
+
+
+async def test_sockets_that_left_while_the_layer_was_down_are_not_kept():
+    """No room.counts go out while the layer is down (they wait for presence heard through
+    it): the sockets of a reconnect loop meanwhile must not stay alive in the hub."""
+    hub = Hub()
+    stay = JoiningConn("900200")
+    await hub.join(stay)
+    hub.layer = LayerDown(hub.layer)
+    gone = []
+    for _ in range(50):
+        conn = JoiningConn("900200")
+        await hub.join(conn)
+        hub.leave(conn)
+        gone.append(weakref.ref(conn))
+    del conn
+    gc.collect()
+    assert [ref for ref in gone if ref() is not None] == []
+    assert hub.local_count("900200") == 1
