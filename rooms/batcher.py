@@ -8,10 +8,10 @@ together: one hop, one transaction (``rooms.services.messages_post``). An idle p
 sends a lone frame at once, so nothing waits that did not have to; a busy one writes
 more per commit instead of queueing longer. Each frame still gets its own answer.
 
-Socket handshakes go the same way (``rooms.consumers``): their reads of session, user,
-room and membership, and after the hub's join their welcome's read of the room. A
-reconnect storm's handshakes then share a hop and four queries instead of paying two
-hops and five queries each (BENCHMARKS.md, connections).
+Socket handshakes go the same way (``rooms.consumers``): their reads of session,
+membership with its user, and room, and after the hub's join their welcome's read of the
+room. A reconnect storm's handshakes then share a hop and three queries instead of paying
+two hops and five queries each (BENCHMARKS.md, connections).
 """
 
 from __future__ import annotations
