@@ -189,6 +189,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await hub.join(self)
         welcome = await batcher("welcome", services.welcome_frames).submit((room, member))
         hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
+        if self._closing:
+            return  # closed by the hub meanwhile (a user's sockets closed): refused, not accepted
         # Accepted once the welcome is ready: the upgrade's 101 and the welcome leave in
         # one write to the socket (Twisted sends what was written in one turn of the
         # loop together), not two (BENCHMARKS.md, connections).

@@ -35,6 +35,31 @@ async def test_refused_at_the_handshake_with_4403(plenary, pending, outsider, ma
     assert await refused(999_999, consumer) == 4403  # no such room
 
 
+async def test_a_socket_closed_by_the_hub_before_its_accept_is_refused_and_left(plenary, consumer, monkeypatch):
+    """The hub may close a user's sockets (``hub.close_user``) while one of them waits for
+    its welcome, after its join and before its accept: that socket is refused, is never
+    accepted or sent its welcome, and leaves the hub; the member's next socket gets in."""
+    from rooms.hub import Hub, get_hub
+
+    join = Hub.join
+
+    async def join_then_closed(self, conn):
+        await join(self, conn)
+        await self.dispatch({"type": "hub.close_user", "user_id": conn.user_id, "code": 4403})
+
+    monkeypatch.setattr(Hub, "join", join_then_closed)
+    comm = await sync_to_async(communicator)(plenary.pk, consumer.user)
+    connected, code = await comm.connect()
+    assert (connected, code) == (False, 4403)
+    assert await comm.receive_nothing(0.2)  # no accept, no welcome after the refusal
+    await comm.disconnect()  # raises if the consumer failed
+    assert get_hub().local_count(str(plenary.pk)) == 0
+    monkeypatch.undo()
+    sock = await connect(plenary, consumer)
+    assert get_hub().local_count(str(plenary.pk)) == 1
+    await sock.comm.disconnect()
+
+
 async def handshake_with(room, session: str) -> int | None:
     """None when the socket got its welcome, else its close code."""
     comm = await sync_to_async(communicator)(room.pk, headers=[(b"cookie", f"sessionid={session}".encode())])
