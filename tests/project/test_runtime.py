@@ -90,3 +90,21 @@ def test_autobahn_colours_the_arguments_of_its_debug_lines_only_at_debug_level(m
     monkeypatch.setattr(WebSocketServerProtocol.log, "_log_level", "debug")
     assert protocol.hlval(12) == util.hlval(12) != "12"  # coloured, as autobahn writes it
     assert twisted_websocket.hltype(WebSocketServerProtocol.dataReceived) == util.hltype(WebSocketServerProtocol.dataReceived)
+
+
+def test_a_process_that_imports_the_application_without_serving_it_is_not_pinned(tmp_path):
+    """The pin waits for daphne's reactor (tests/wire/test_cpu_pinning.py): the test suite
+    and management commands import the application, and their children would inherit
+    one CPU."""
+    probe = "import json, os, project.asgi; print(json.dumps(sorted(os.sched_getaffinity(0))))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path), "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(os.sched_getaffinity(0))
+    assert not list(tmp_path.glob("palabre-cpus-*"))
