@@ -243,6 +243,9 @@ class Palabre(System):
                     "PALABRE_CHANNEL_PREFIX": "bench",
                     "ALLOWED_HOSTS": "127.0.0.1,localhost",
                     "SECURE_SSL_REDIRECT": "false",
+                    # Its daphne processes share this machine and its /tmp: each on a CPU
+                    # of its own, as README.md says to set for such a deployment.
+                    "PALABRE_PIN_CPU": "true",
                     **self.secrets_env,
                 }
             )

@@ -36,8 +36,10 @@ it back at once. Dev runs, 2 cores, loop and clients unchanged: server CPU per h
 0.81-0.97 -> 0.66-0.74 ms (P1, 1,000 members); chat in 100 rooms of 10 at p99 < 200 ms
 from 24,675-26,909 to the search's 32,000 deliveries/s cap (P1 and P2); a plain
 ``websockets`` server (one thread) gains nothing from it. A process that finds every CPU
-taken (more daphne processes than cores) is left to the scheduler. PALABRE_PIN_CPU=0
-turns it off (a machine whose cores are shared with other busy work).
+taken (more daphne processes than cores) is left to the scheduler. PALABRE_PIN_CPU: on
+in the embedded default, off unless set in production, where daphne processes that do
+not share the temporary directory (one per container) would all take the same CPU;
+0 also suits a machine whose cores are busy with other work.
 """
 
 from __future__ import annotations

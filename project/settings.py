@@ -351,6 +351,9 @@ PALABRE_GC_GEN0_THRESHOLD = env.int("PALABRE_GC_GEN0_THRESHOLD", default=50_000)
 # How long a thread may keep the GIL while another waits for it, in each daphne process
 # (project/runtime.py: why); 0 leaves Python's default (0.005 s).
 PALABRE_SWITCH_INTERVAL_S = env.float("PALABRE_SWITCH_INTERVAL_S", default=0.0001)
-# Each daphne process on a CPU of its own (project/runtime.py: why, and what it is worth);
-# 0 leaves every process to the scheduler.
-PALABRE_PIN_CPU = env.bool("PALABRE_PIN_CPU", default=True)
+# Each daphne process on a CPU of its own (project/runtime.py: why, and what it is worth).
+# On in the embedded default (its one daphne). Off unless set in production: the daphne
+# processes share their CPUs' lock files through the temporary directory, and processes
+# that do not share it (one daphne per container, each with its own /tmp) would all
+# take the same first CPU. Set it where the daphne processes of a machine share /tmp.
+PALABRE_PIN_CPU = env.bool("PALABRE_PIN_CPU", default=not PRODUCTION)

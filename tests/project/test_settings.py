@@ -125,3 +125,20 @@ def test_redis_url_selects_the_redis_layer(tmp_path):
     result = run(["-c", code], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["channels_redis.pubsub.RedisPubSubChannelLayer", "django.db.backends.postgresql"]
+
+
+@pytest.mark.parametrize(
+    ("production", "overrides", "pinned"),
+    [(False, {}, "True"), (True, {}, "False"), (True, {"PALABRE_PIN_CPU": "true"}, "True")],
+)
+def test_daphne_is_pinned_to_a_cpu_by_default_only_in_the_embedded_default(tmp_path, production, overrides, pinned):
+    """One daphne per container, each with its own /tmp, would all take the same CPU
+    (project/runtime.py): production pins only when told that its processes share one."""
+    if production:
+        env = production_env(tmp_path, **overrides)
+    else:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+               "DJANGO_SETTINGS_MODULE": "project.settings", "PALABRE_DATA_DIR": str(tmp_path / "data"), **overrides}
+    result = run(["-c", SETUP + "; from django.conf import settings; print(settings.PALABRE_PIN_CPU)"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [pinned]
