@@ -87,7 +87,7 @@ def _pin_once_serving() -> None:
     reactor.callWhenRunning(pin_to_a_free_cpu)
 
 
-def pin_to_a_free_cpu(lock_dir: Path | None = None) -> int | None:
+def pin_to_a_free_cpu() -> int | None:
     """Pins every thread of this process to the first CPU it may run on that no other
     process holds the lock of, and holds that lock until it exits. The CPU, or None."""
     global _pinned
@@ -98,21 +98,23 @@ def pin_to_a_free_cpu(lock_dir: Path | None = None) -> int | None:
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
         return None
-    lock_dir = lock_dir or Path(tempfile.gettempdir()) / f"palabre-cpus-{os.getuid()}"
+    lock_dir = Path(tempfile.gettempdir()) / f"palabre-cpus-{os.getuid()}"
     try:
         lock_dir.mkdir(mode=0o700, exist_ok=True)
         for cpu in allowed:
             handle = open(lock_dir / f"cpu-{cpu}.lock", "a")  # noqa: SIM115 - held for life
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                for thread in os.listdir("/proc/self/task"):
+                    try:
+                        os.sched_setaffinity(int(thread), {cpu})
+                    except ProcessLookupError:
+                        continue  # a thread that ended meanwhile
+            except OSError as error:
                 handle.close()
-                continue
-            for thread in os.listdir("/proc/self/task"):
-                try:
-                    os.sched_setaffinity(int(thread), {cpu})
-                except ProcessLookupError:
-                    continue  # a thread that ended meanwhile
+                if isinstance(error, BlockingIOError):
+                    continue  # another daphne holds it
+                raise
             _pinned = (cpu, handle)
             logger.info("pinned to CPU %s", cpu)
             return cpu
