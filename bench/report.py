@@ -125,7 +125,10 @@ def render(results: dict, run_dir: Path) -> str:
       "the broadcast. The baselines keep nothing.")
     w("- Palabre servers run with `PALABRE_RATE_PER_S` and `PALABRE_RATE_BURST` raised to 10⁹: the "
       "per-connection token bucket (10 frames/s) would otherwise throttle the benchmark's senders. "
-      "daphne (A and Palabre) runs with `-v 0` (no access log), as in the anchors.")
+      "daphne (A and Palabre) runs with `-v 0` (no access log), as in the anchors. Each Palabre "
+      "daphne runs on a CPU of its own (project/runtime.py): by default in P1, and in P2 with "
+      "`PALABRE_PIN_CPU=true`, as README.md says for daphne processes sharing a machine; A, F "
+      "and D are not pinned (D, one thread, gained nothing from it in dev runs).")
     w("- CPU = utime + stime from `/proc/<pid>/stat` of the server processes (P2: both daphne summed; "
       "Redis and the clients reported apart; PostgreSQL's backends not counted). Memory = the "
       "servers' RSS growth per connection after 1 s idle (allocator retention included).")
