@@ -32,8 +32,9 @@ the process's life). Its event loop and its database thread take the GIL from ea
 at every system call; on two cores each hand-off woke the other thread on the other core
 and both ran with cold caches (the convoy of the switch interval, above, is the same
 hand-off seen from the clock). On one core the thread that gives the GIL up usually takes
-it back at once. Dev runs, 2 cores, loop and clients unchanged: server CPU per handshake
-0.81-0.97 -> 0.66-0.74 ms (P1, 1,000 members); chat in 100 rooms of 10 at p99 < 200 ms
+it back at once. 2 cores, P1 at 1,000 members: server CPU per handshake 0.76-0.83 ->
+0.59-0.62 ms in interleaved dev runs, 0.76 -> 0.66 ms from one full make bench to the
+next (BENCHMARKS.md, notes); chat in 100 rooms of 10 at p99 < 200 ms
 from 24,675-26,909 to the search's 32,000 deliveries/s cap (P1 and P2); a plain
 ``websockets`` server (one thread) gains nothing from it. A process that finds every CPU
 taken (more daphne processes than cores) is left to the scheduler. PALABRE_PIN_CPU: on
@@ -60,7 +61,7 @@ from project import sweeps
 _UNFORMATTED = "(autobahn's options: logged at debug level only)"
 
 logger = logging.getLogger("palabre.runtime")
-_pinned: tuple | None = None  # (CPU, its open lock file), held for the process's life
+_held_lock = None  # the open lock file of this process's CPU, kept for its whole life
 
 
 def tune_process() -> None:
@@ -75,24 +76,18 @@ def tune_process() -> None:
     _autobahn_formats_at_debug_only()
     sweeps.install()
     if settings.PALABRE_PIN_CPU:
-        _pin_once_serving()
+        # When daphne's reactor starts (installed by sweeps.install above): not in a
+        # process that imports the application without serving it (the test suite, a
+        # management command), whose children would inherit its one CPU.
+        from twisted.internet import reactor
 
-
-def _pin_once_serving() -> None:
-    """Pin when daphne's reactor starts: not in a process that imports the application
-    without serving it (the test suite, a management command), whose children would
-    inherit its one CPU."""
-    from twisted.internet import reactor  # daphne's, installed by sweeps.install above
-
-    reactor.callWhenRunning(pin_to_a_free_cpu)
+        reactor.callWhenRunning(pin_to_a_free_cpu)
 
 
 def pin_to_a_free_cpu() -> int | None:
     """Pins every thread of this process to the first CPU it may run on that no other
     process holds the lock of, and holds that lock until it exits. The CPU, or None."""
-    global _pinned
-    if _pinned is not None:
-        return _pinned[0]
+    global _held_lock
     if not hasattr(os, "sched_setaffinity"):
         return None  # not Linux
     allowed = sorted(os.sched_getaffinity(0))
@@ -115,7 +110,7 @@ def pin_to_a_free_cpu() -> int | None:
                 if isinstance(error, BlockingIOError):
                     continue  # another daphne holds it
                 raise
-            _pinned = (cpu, handle)
+            _held_lock = handle
             logger.info("pinned to CPU %s", cpu)
             return cpu
     except OSError:

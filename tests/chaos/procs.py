@@ -168,7 +168,8 @@ class Proc:
         self._log.close()
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # a process stopped before the end of its test
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def tracebacks(self) -> list[str]:
