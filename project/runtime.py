@@ -24,6 +24,14 @@ options are now formatted only when autobahn logs at debug level; so are the col
 arguments (``hltype``, ``hlval``) of the debug lines autobahn writes at every read and at
 every frame it sends (about 6 µs each time: a keepalive ping and its pong pay it twice).
 
+autobahn's options, once per process: at every new connection autobahn copies its
+factory's 29 options (timeouts, sizes, masking...) into the protocol instance, whose
+``__dict__`` then holds them for the socket's whole life. daphne sets them once, before it
+listens, and never per socket; so daphne's factory now builds its protocols from a
+subclass that carries the factory's options as class attributes and nothing to copy.
+Each socket reads the same values, from its class: 2.5 kB less per idle connection
+(25.5 -> 22.9 kB, P1 at 1,000) and about 7 µs less per handshake.
+
 daphne's periodic sweeps visit only the connections that can need them: project/sweeps.py.
 
 A core of its own: once daphne's reactor runs, the process (all its threads) is pinned to
@@ -74,6 +82,7 @@ def tune_process() -> None:
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(threshold, gen1, gen2)
     _autobahn_formats_at_debug_only()
+    _autobahn_options_on_the_class()
     sweeps.install()
     if settings.PALABRE_PIN_CPU:
         # When daphne's reactor starts (installed by sweeps.install above): not in a
@@ -129,6 +138,26 @@ def _autobahn_formats_at_debug_only() -> None:
     for module in (protocol, twisted_websocket):
         _below_debug(module, "hltype", lambda obj: f"<{getattr(obj, '__qualname__', type(obj).__qualname__)}>")
         _below_debug(module, "hlval", lambda val, *args, **kwargs: f"{val}")
+
+
+def _autobahn_options_on_the_class() -> None:
+    from daphne.ws_protocol import WebSocketFactory
+
+    real = getattr(WebSocketFactory.buildProtocol, "__wrapped__", WebSocketFactory.buildProtocol)
+
+    @functools.wraps(real)
+    def buildProtocol(self, addr):
+        options = {name: getattr(self, name) for name in self.protocol.CONFIG_ATTRS}
+        if options:
+            # The first socket of this factory (daphne has one): from now on its protocols
+            # are of a subclass that holds the options autobahn would copy into each. A
+            # function among them (perMessageCompressionAccept) stays a plain function, as
+            # on an instance, not a method of the class.
+            options = {name: staticmethod(value) if hasattr(value, "__get__") else value for name, value in options.items()}
+            self.protocol = type(self.protocol.__name__, (self.protocol,), {**options, "CONFIG_ATTRS": ()})
+        return real(self, addr)
+
+    WebSocketFactory.buildProtocol = buildProtocol
 
 
 def _below_debug(module, name: str, plain) -> None:

@@ -108,3 +108,43 @@ def test_a_process_that_imports_the_application_without_serving_it_is_not_pinned
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(os.sched_getaffinity(0))
     assert not list(tmp_path.glob("palabre-cpus-*"))
+
+
+# daphne's factory as daphne's Server.run sets it up, then two sockets built and connected.
+DAPHNE_SOCKETS = """
+import json, project.asgi
+from autobahn.websocket.protocol import WebSocketServerProtocol
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet.testing import StringTransport
+factory = WebSocketFactory(None, server="Daphne")
+factory.setProtocolOptions(autoPingTimeout=7, allowNullOrigin=True, openHandshakeTimeout=3)
+names = WebSocketServerProtocol.CONFIG_ATTRS
+out = []
+for _ in range(2):
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    protocol.openHandshakeTimeoutCall.cancel()
+    out.append({
+        "daphne's": isinstance(protocol, WebSocketProtocol),
+        "different": [name for name in names if getattr(protocol, name) != getattr(factory, name)],
+        "copied": sorted(set(names) & vars(protocol).keys()),
+        "set by daphne": [protocol.autoPingTimeout, protocol.allowNullOrigin, protocol.openHandshakeTimeout],
+    })
+print(json.dumps(out))
+"""
+
+
+def test_daphnes_sockets_read_autobahns_options_from_their_class_instead_of_a_copy_each(tmp_path):
+    """autobahn copies its factory's options into every protocol instance, where they stay
+    for the socket's life: 2.5 kB per idle connection (BENCHMARKS.md)."""
+    done = subprocess.run(
+        [sys.executable, "-c", DAPHNE_SOCKETS],
+        cwd=ROOT,
+        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    sockets = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sockets == 2 * [{"daphne's": True, "different": [], "copied": [], "set by daphne": [7, True, 3]}]

@@ -83,13 +83,13 @@ async def open_ws(server: Daphne, room_id, session: str | None, *, origin: str |
     # Unbounded by default: a test socket that leaves broadcasts unread must not stop
     # reading, or its close would wait for a close frame queued behind them.
     options.setdefault("max_queue", None)
+    options.setdefault("compression", None)
     ws = await connect(
         f"{server.ws_base}/ws/rooms/{room_id}/",
         origin=server.base if origin == "same" else origin,
         additional_headers=headers,
         open_timeout=20,
         ping_interval=None,
-        compression=None,
         sock=sock,
         **options,
     )

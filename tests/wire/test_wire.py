@@ -54,6 +54,19 @@ async def test_handshake_over_the_wire(wire_backend, daphnes):
     await sock.close()
 
 
+async def test_a_client_offering_compression_as_browsers_do_gets_a_plain_socket(wire_backend, daphnes):
+    """Browsers offer permessage-deflate at every handshake; daphne declines it and the
+    room talks uncompressed (the broadcast fast lane writes plain frames)."""
+    server = daphnes()
+    demo = wire_backend.demo(consumers=1)
+    sock = await open_ws(server, demo["room_id"], by_role(demo, "consumer")[0]["session"], compression="deflate")
+    assert sock.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    await sock.send({"type": "chat.send", "body": "compressé ?", "ref": "z"})
+    frames = {f["type"]: f for f in (await sock.recv(), await sock.recv())}
+    assert frames["chat.message"]["body"] == "compressé ?"
+    await sock.close()
+
+
 async def test_logout_closes_the_users_sockets_with_4401_within_a_second(wire_backend, daphnes):
     server = daphnes()
     demo = wire_backend.demo(consumers=2)
