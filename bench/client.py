@@ -29,6 +29,8 @@ import asyncio
 import json
 import os
 import random
+import socket
+import struct
 import sys
 import time
 from collections import Counter
@@ -43,6 +45,8 @@ class Load:
         self.palabre = dialect == "palabre"
         self.key = "body" if self.palabre else "message"
         self.sockets: list = []
+        self.last_opened: list = []  # the receivers of the last ``connect``, for ``drop``
+        self.dropped: set = set()
         self.receivers = 0
         self.sender = None
         self.mode = "idle"
@@ -102,11 +106,13 @@ class Load:
             asyncio.create_task(self.drain(ws))
         else:
             self.receivers += 1
+            self.last_opened.append(ws)
             asyncio.create_task(self.read(ws))
 
     async def connect_all(self, targets: list[dict], concurrency: int) -> dict:
         handshakes: list[float] = []
         errors: Counter = Counter()
+        self.last_opened = []
         queue = list(targets)
         queue.reverse()
 
@@ -116,6 +122,22 @@ class Load:
 
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(targets)) or 1)))
         return {"connected": len(handshakes), "errors": dict(errors), "handshakes": handshakes}
+
+    def drop(self) -> dict:
+        """Resets the receivers the last ``connect`` opened (an RST, as when a client's
+        network goes: no close handshake, no TIME_WAIT to exhaust the ports of a repeat),
+        so that the same members can connect again and that step be measured again."""
+        dropped, self.last_opened = self.last_opened, []
+        for ws in dropped:
+            self.dropped.add(ws)
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            ws.transport.abort()
+        gone = set(dropped)
+        self.sockets = [ws for ws in self.sockets if ws not in gone]
+        self.receivers -= len(dropped)
+        return {"dropped": len(dropped)}
 
     # --- receiving -------------------------------------------------------------------
 
@@ -141,6 +163,9 @@ class Load:
                 _b, k, sent = tag.split("|", 3)[:3]
                 self.arrival(int(k), float(sent), now)
         except ConnectionClosed as exc:
+            if ws in self.dropped:
+                self.dropped.discard(ws)
+                return
             self.receivers -= 1
             self.closed_by_server[str(exc.rcvd.code if exc.rcvd else "none")] += 1
 
@@ -269,6 +294,8 @@ async def main() -> None:
         name = cmd["cmd"]
         if name == "connect":
             answer = await load.connect_all(cmd["targets"], cmd.get("concurrency", 25))
+        elif name == "drop":
+            answer = load.drop()
         elif name == "send":
             await load.send(cmd["k"], cmd.get("pad", ""))
             continue

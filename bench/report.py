@@ -132,9 +132,21 @@ def render(results: dict, run_dir: Path) -> str:
     w("- CPU = utime + stime from `/proc/<pid>/stat` of the server processes (P2: both daphne summed; "
       "Redis and the clients reported apart; PostgreSQL's backends not counted). Memory = the "
       "servers' RSS growth per connection after 1 s idle (allocator retention included).")
-    w("- Clients: 2 processes up to 2,000 sockets, 4 beyond (websockets "
+    w(f"- Clients: {results.get('room_clients', '2 or 4')} processes for every room and for F, the number "
+      "the biggest room needs (2 up to 2,000 sockets, 4 beyond), so that each N is measured alike for "
+      "every system; 2 or 4 for the votes as their size needs, 2 for the small rooms (websockets "
       f"{m['versions'].get('websockets')}, no permessage-deflate, no client pings), on the same 2 cores. "
-      "Past 12,000 sockets they bind source addresses 127.0.0.2–5.\n")
+      "Past 12,000 sockets they bind source addresses 127.0.0.2–5.")
+    rep = results.get("repeat")
+    if rep:
+        w(f"- The connection steps of {', '.join(f'{n:,}' for n in rep['at'])} members of {', '.join(rep['systems'])} "
+          f"are measured {rep['times']} times (bench/phases.py, `connect_step`): the step's members connect, "
+          "drop (an RST each), and once the servers are quiet connect again, into the same room in the same "
+          "state. Server and client CPU per connection are the **median** of the runs (all listed under "
+          "Connections); memory, wall and handshake times are the first run's, when the members joined "
+          "for the first time. A 1,000 step lasts a fraction of a second on a shared machine: one run's "
+          "noise used to decide a ratio.")
+    w("")
 
     w(_targets(results, D, A, P1, P2))
     w(_fanout(results, D))
@@ -168,7 +180,8 @@ def _targets(results, D, A, P1, P2) -> str:
                          f"{f(r['fanout']['server_cpu_us_per_delivery'])} µs vs D {f(d['fanout']['server_cpu_us_per_delivery'])} µs = {rx(r['fanout']['server_cpu_us_per_delivery'], d['fanout']['server_cpu_us_per_delivery'])} | {yes(None if cpu is None else cpu <= 2)} |")
             lines.append(f"| {key} time until the last member has it ≤ 2× D, N = {n:,} | "
                          f"{f(r['fanout']['last_ms_median'], 0)} ms vs D {f(d['fanout']['last_ms_median'], 0)} ms = {rx(r['fanout']['last_ms_median'], d['fanout']['last_ms_median'])} | {yes(None if last is None else last <= 2)} |")
-            lines.append(f"| {key} server CPU per connection ≤ 3× D, N = {n:,} | "
+            runs = len(r["connect"].get("server_cpu_ms_per_conn_runs") or [1])
+            lines.append(f"| {key} server CPU per connection ≤ 3× D, N = {n:,}{f' (medians of {runs} runs)' if runs > 1 else ''} | "
                          f"{f(r['connect']['server_cpu_ms_per_conn'], 2)} ms vs D {f(d['connect']['server_cpu_ms_per_conn'], 2)} ms = {rx(r['connect']['server_cpu_ms_per_conn'], d['connect']['server_cpu_ms_per_conn'])} | {yes(None if conn is None else conn <= 3)} |")
         big = max(rowset) if rowset else None
         if big:
@@ -258,8 +271,10 @@ def _connections(results, D) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["rooms"] + results.get("floor", []):
         c, d = r["connect"], D.get(r["n"])
+        runs = c.get("server_cpu_ms_per_conn_runs")
+        cpu = f(c["server_cpu_ms_per_conn"], 2) + (f" (runs {' / '.join(f(x, 2) for x in runs)})" if runs else "")
         lines.append(f"| {r['system']} | {r['n']:,} | {c['connected']:,} | {f(c['wall_s'])} | {f(c['conn_per_s'], 0)} | "
-                     f"{f(c['handshake_p50_ms'], 0)} / {f(c['handshake_p99_ms'], 0)} | {f(c['server_cpu_ms_per_conn'], 2)} | "
+                     f"{f(c['handshake_p50_ms'], 0)} / {f(c['handshake_p99_ms'], 0)} | {cpu} | "
                      f"{rx(c['server_cpu_ms_per_conn'], d['connect']['server_cpu_ms_per_conn'] if d else None)} | "
                      f"{f(c['client_cpu_ms_per_conn'], 2)} | {f(c['server_rss_mb_after'])} | {f(c['rss_kb_per_conn'])} | "
                      f"{rx(c['rss_kb_per_conn'], d['connect']['rss_kb_per_conn'] if d else None)} | "

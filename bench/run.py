@@ -33,6 +33,9 @@ FULL = {
     "rooms": {"D": [100, 1_000, 10_000], "A": [100, 1_000, 10_000], "P1": [100, 1_000],
               "P2": [100, 1_000, 10_000, 20_000]},
     "floor": [100, 1_000, 10_000],  # F: connections only
+    # The connection steps of the targets, measured three times each (phases.connect_step);
+    # not A's, whose connections are no target.
+    "repeat": {"at": [1_000, 10_000], "times": 3, "systems": ["D", "P1", "P2", "F"]},
     "profile": "P2",  # at 20,000 members: 10,000 on the profiled daphne
     "messages": 20, "budget_s": 25, "wait_s": 30,
     "idle_s": 40,  # two keepalive pings per socket
@@ -45,6 +48,7 @@ FULL = {
 QUICK = {
     "rooms": {"D": [100, 1_000], "A": [1_000], "P1": [100, 1_000], "P2": [1_000, 2_000]},
     "floor": [1_000],
+    "repeat": {"at": [1_000], "times": 3, "systems": ["D", "P1", "P2", "F"]},
     "profile": "P1",
     "messages": 10, "budget_s": 10, "wait_s": 15,
     "idle_s": 21,
@@ -113,6 +117,16 @@ async def main(args) -> int:
         return cache[key]
 
     only = set(args.only.split(",")) if args.only else None
+    # Every room and F with as many client processes, those the biggest room needs: each
+    # N is then measured alike for every system (P1 stops at 1,000 but is compared with
+    # D's 1,000 step, which D reaches on its way to 10,000).
+    room_clients = clients_for(max(max(steps) for steps in plan["rooms"].values()))
+
+    results["room_clients"], results["repeat"] = room_clients, plan["repeat"]
+
+    def repeat(key):
+        return plan["repeat"] if key in plan["repeat"]["systems"] else None
+
     for key in ("D", "A", "P1", "P2"):
         if only and key not in only or not plan["rooms"].get(key):
             continue
@@ -121,8 +135,8 @@ async def main(args) -> int:
         profile_dir = run_dir / "profile" if plan["profile"] == key else None
         try:
             results["rooms"] += await phases.room(
-                system(key), steps, clients_for(max(steps)), plan["messages"], plan["budget_s"], plan["wait_s"],
-                profile_dir=profile_dir, idle_s=plan["idle_s"], log=log,
+                system(key), steps, room_clients, plan["messages"], plan["budget_s"], plan["wait_s"],
+                profile_dir=profile_dir, idle_s=plan["idle_s"], repeat=repeat(key), log=log,
             )
         except Exception as exc:  # noqa: BLE001 - a failed phase is reported, the run goes on
             traceback.print_exc()
@@ -130,7 +144,7 @@ async def main(args) -> int:
     if plan["floor"] and (not only or "F" in only):
         log(f"==> connections: F, an accept-only Channels consumer ({time.monotonic() - started:.0f}s)")
         try:
-            results["floor"] = await phases.connections(system("F"), plan["floor"], clients_for(max(plan["floor"])), log=log)
+            results["floor"] = await phases.connections(system("F"), plan["floor"], room_clients, repeat=repeat("F"), log=log)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             results["errors"].append(f"connections F: {type(exc).__name__}: {exc}"[:500])
