@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = "import gc, json, sys, project.asgi; print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count(), sys.getswitchinterval()]))"
 
 
-def started(tmp_path, **env) -> list:
+def probed(tmp_path, probe: str, **env):
+    """What ``probe``, run in a fresh process of its own, prints last (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", probe],
         cwd=ROOT,
         env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path), **env},
         capture_output=True,
@@ -23,6 +24,10 @@ def started(tmp_path, **env) -> list:
         check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def started(tmp_path, **env) -> list:
+    return probed(tmp_path, PROBE, **env)
 
 
 @pytest.mark.parametrize(("env", "threshold", "frozen"), [({}, 50_000, True), ({"PALABRE_GC_GEN0_THRESHOLD": "0"}, 700, False)])
@@ -59,18 +64,9 @@ def test_autobahn_formats_its_options_only_when_it_logs_at_debug_level(monkeypat
 
 def test_the_asgi_application_spares_autobahn_the_formatting(tmp_path):
     probe = "import json, project.asgi; from autobahn.websocket import protocol; print(json.dumps(protocol.pformat([1])))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
     from project import runtime
 
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == runtime._UNFORMATTED
+    assert probed(tmp_path, probe) == runtime._UNFORMATTED
 
 
 def test_autobahn_colours_the_arguments_of_its_debug_lines_only_at_debug_level(monkeypatch):
@@ -97,16 +93,7 @@ def test_a_process_that_imports_the_application_without_serving_it_is_not_pinned
     and management commands import the application, and their children would inherit
     one CPU."""
     probe = "import json, os, project.asgi; print(json.dumps(sorted(os.sched_getaffinity(0))))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path), "TMPDIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(os.sched_getaffinity(0))
+    assert probed(tmp_path, probe, TMPDIR=str(tmp_path)) == sorted(os.sched_getaffinity(0))
     assert not list(tmp_path.glob("palabre-cpus-*"))
 
 
@@ -137,14 +124,4 @@ print(json.dumps(out))
 def test_daphnes_sockets_read_autobahns_options_from_their_class_instead_of_a_copy_each(tmp_path):
     """autobahn copies its factory's options into every protocol instance, where they stay
     for the socket's life: 2.5 kB per idle connection (BENCHMARKS.md)."""
-    done = subprocess.run(
-        [sys.executable, "-c", DAPHNE_SOCKETS],
-        cwd=ROOT,
-        env={**os.environ, "PALABRE_DATA_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    sockets = json.loads(done.stdout.strip().splitlines()[-1])
-    assert sockets == 2 * [{"daphne's": True, "different": [], "copied": [], "set by daphne": [7, True, 3]}]
+    assert probed(tmp_path, DAPHNE_SOCKETS) == 2 * [{"daphne's": True, "different": [], "copied": [], "set by daphne": [7, True, 3]}]
