@@ -2,10 +2,14 @@
 would send, it writes only to a socket with nothing queued, and what a full socket does not
 take stays queued ahead of every later frame."""
 
+import gc
 import socket
+import weakref
 
 import pytest
 from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.testing import StringTransport
+from twisted.web.http import HTTPChannel
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -249,3 +253,22 @@ def test_an_open_socket_forgets_its_upgrade_request_but_not_its_path():
     assert protocol.http_request_data == b""
     assert protocol.request.headers == {} and protocol.request.path == "/ws/rooms/1/"
     assert scope["headers"] == []
+
+
+def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
+    """daphne leaves Twisted's HTTP channel (and with it its request for the upgrade)
+    registered as the socket's producer for the socket's whole life."""
+    channel = HTTPChannel()
+    socket_transport = StringTransport()
+    channel.makeConnection(socket_transport)
+    assert socket_transport.producer is channel
+    protocol = type("Protocol", (), {})()
+    protocol.transport = socket_transport
+    gone = weakref.ref(channel)
+    del channel
+
+    transport.forget_upgrade_request(protocol)
+
+    gc.collect()
+    assert gone() is None
+    assert socket_transport.producer is None and not socket_transport.disconnecting
