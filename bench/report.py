@@ -499,6 +499,16 @@ def _errors(results) -> str:
     for e in results["errors"]:
         any_ = True
         lines.append(f"- phase failed: {e}")
+    dropped: dict[str, int] = {}
+    for r in results["rooms"] + results.get("floor", []):
+        # Each run of a repeated step but the last ends with its members dropped.
+        dropped[r["system"]] = dropped.get(r["system"], 0) + sum(r["connect"].get("runs_connected", [])[:-1])
+    if any(dropped.values()):
+        lines.append("- Not errors of the systems: the repeats of the connection steps reset "
+                     + ", ".join(f"{n:,} of {key}'s sockets" for key, n in dropped.items() if n)
+                     + " on purpose (an RST each, bench/phases.py `connect_step`). D's websockets server logs "
+                     "each one as an ERROR (`connection handler failed`, ConnectionResetError); daphne logs nothing "
+                     "for them.")
     if not any_:
         lines.append("None: no phase failed, no connection error, no exception in any server log.")
     return "\n".join(lines) + "\n"
