@@ -147,12 +147,12 @@ def _autobahn_options_on_the_class() -> None:
 
     @functools.wraps(real)
     def buildProtocol(self, addr):
-        options = {name: getattr(self, name) for name in self.protocol.CONFIG_ATTRS}
-        if options:
+        if self.protocol.CONFIG_ATTRS:
             # The first socket of this factory (daphne has one): from now on its protocols
             # are of a subclass that holds the options autobahn would copy into each. A
             # function among them (perMessageCompressionAccept) stays a plain function, as
             # on an instance, not a method of the class.
+            options = {name: getattr(self, name) for name in self.protocol.CONFIG_ATTRS}
             options = {name: staticmethod(value) if hasattr(value, "__get__") else value for name, value in options.items()}
             self.protocol = type(self.protocol.__name__, (self.protocol,), {**options, "CONFIG_ATTRS": ()})
         return real(self, addr)
