@@ -34,6 +34,16 @@ Each socket reads the same values, from its class: 2.5 kB less per idle connecti
 
 daphne's periodic sweeps visit only the connections that can need them: project/sweeps.py.
 
+The listen queue: daphne listens with Twisted's default backlog of 50 connections that
+the kernel has accepted and the process has not. A reconnect storm overflows it at once
+(the bench's 100 handshakes in flight against one daphne: 18-24 dropped per 1,000), and
+the kernel drops a SYN that finds it full: that client retries a second later (and 3 s,
+7 s... after that), its handshake waits that long (p99 1,037 ms for P1 at 1,000 in
+BENCHMARKS.md at 31ba472) and the storm lasts seconds longer. Every TCP listener daphne
+opens from ``-b``/``-p``, ``-u`` or an ``-e`` endpoint without a ``backlog`` of its own
+queues PALABRE_LISTEN_BACKLOG connections instead (the kernel caps it at
+net.core.somaxconn, 4,096 by default since Linux 5.4); an endpoint's own ``backlog`` wins.
+
 A core of its own: once daphne's reactor runs, the process (all its threads) is pinned to
 one CPU that no other Palabre daphne on the machine holds (a lock file per CPU, held for
 the process's life). Its event loop and its database thread take the GIL from each other
@@ -83,6 +93,8 @@ def tune_process() -> None:
         gc.set_threshold(threshold, gen1, gen2)
     _autobahn_formats_at_debug_only()
     _autobahn_options_on_the_class()
+    if settings.PALABRE_LISTEN_BACKLOG:
+        _listen_backlog(settings.PALABRE_LISTEN_BACKLOG)
     sweeps.install()
     if settings.PALABRE_PIN_CPU:
         # When daphne's reactor starts (installed by sweeps.install above): not in a
@@ -158,6 +170,21 @@ def _autobahn_options_on_the_class() -> None:
         return real(self, addr)
 
     WebSocketFactory.buildProtocol = buildProtocol
+
+
+def _listen_backlog(backlog: int) -> None:
+    from daphne import server
+
+    real = getattr(server.serverFromString, "__wrapped__", server.serverFromString)
+
+    @functools.wraps(real)
+    def serverFromString(reactor, description):
+        kind, _, rest = description.partition(":")
+        if kind in ("tcp", "tcp6", "unix") and "backlog=" not in rest:
+            description = f"{description}:backlog={backlog}"
+        return real(reactor, description)
+
+    server.serverFromString = serverFromString  # what daphne's Server.run listens with
 
 
 def _below_debug(module, name: str, plain) -> None:

@@ -357,3 +357,6 @@ PALABRE_SWITCH_INTERVAL_S = env.float("PALABRE_SWITCH_INTERVAL_S", default=0.000
 # that do not share it (one daphne per container, each with its own /tmp) would all
 # take the same first CPU. Set it where the daphne processes of a machine share /tmp.
 PALABRE_PIN_CPU = env.bool("PALABRE_PIN_CPU", default=not PRODUCTION)
+# How many connections each daphne's listening socket queues before it accepts them
+# (project/runtime.py: why); the kernel caps it at net.core.somaxconn. 0 leaves Twisted's 50.
+PALABRE_LISTEN_BACKLOG = env.int("PALABRE_LISTEN_BACKLOG", default=4096)
