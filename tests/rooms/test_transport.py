@@ -9,7 +9,7 @@ import weakref
 import pytest
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.testing import StringTransport
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, Request
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -257,18 +257,25 @@ def test_an_open_socket_forgets_its_upgrade_request_but_not_its_path():
 
 def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
     """daphne leaves Twisted's HTTP channel (and with it its request for the upgrade)
-    registered as the socket's producer for the socket's whole life."""
+    registered as the socket's producer for the socket's whole life. Once let go, the
+    channel and its request are freed at once, not left to the garbage collector as a
+    cycle (each request names its channel, each channel its requests)."""
     channel = HTTPChannel()
     socket_transport = StringTransport()
     channel.makeConnection(socket_transport)
+    channel.requests.append(Request(channel))  # the upgrade request, which never finishes
     assert socket_transport.producer is channel
     protocol = type("Protocol", (), {})()
     protocol.transport = socket_transport
-    gone = weakref.ref(channel)
+    gone = [weakref.ref(channel), weakref.ref(channel.requests[0])]
     del channel
 
-    transport.forget_upgrade_request(protocol)
-
-    gc.collect()
-    assert gone() is None
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        transport.forget_upgrade_request(protocol)
+        assert [ref() for ref in gone] == [None, None]
+    finally:
+        if collecting:
+            gc.enable()
     assert socket_transport.producer is None and not socket_transport.disconnecting
