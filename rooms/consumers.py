@@ -36,6 +36,7 @@ from rooms.models import RoomKind
 from rooms.transport import (
     backlog_bytes,
     daphne_protocol,
+    forget_closed_socket,
     forget_upgrade_request,
     is_open,
     prepare,
@@ -203,6 +204,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.push(text)
 
     async def disconnect(self, code):
+        forget_closed_socket(self._protocol or daphne_protocol(self.base_send))
         if self._slot is not None:
             _release_socket_slot(self._slot)
             self._slot = None

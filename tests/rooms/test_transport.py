@@ -279,3 +279,28 @@ def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
         if collecting:
             gc.enable()
     assert socket_transport.producer is None and not socket_transport.disconnecting
+
+
+def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
+    """autobahn resolves a socket's ``is_closed`` with its protocol: a cycle that kept
+    every closed socket (its protocol, its transport) for the garbage collector."""
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+
+    protocol = WebSocketServerProtocol()
+    protocol.factory = WebSocketServerFactory()
+    protocol.makeConnection(StringTransport())
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert protocol.is_closed.result is protocol  # what autobahn does at a close
+    gone = [weakref.ref(protocol), weakref.ref(protocol.transport)]
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        transport.forget_closed_socket(protocol)
+        del protocol
+        assert [ref() for ref in gone] == [None, None]
+    finally:
+        if collecting:
+            gc.enable()
