@@ -125,3 +125,20 @@ def test_daphnes_sockets_read_autobahns_options_from_their_class_instead_of_a_co
     """autobahn copies its factory's options into every protocol instance, where they stay
     for the socket's life: 2.5 kB per idle connection (BENCHMARKS.md)."""
     assert probed(tmp_path, DAPHNE_SOCKETS) == 2 * [{"daphne's": True, "different": [], "copied": [], "set by daphne": [7, True, 3]}]
+
+
+# The endpoints daphne builds from -b/-p, -u and -e, as its Server.run listens on them.
+DAPHNE_ENDPOINTS = """
+import json, project.asgi
+from daphne import server
+from twisted.internet import reactor
+described = ["tcp:port=8000:interface=127.0.0.1", "tcp6:port=8000:interface=\\\\:\\\\:1",
+             "unix:/tmp/palabre.sock", "tcp:port=8000:interface=127.0.0.1:backlog=7"]
+print(json.dumps([server.serverFromString(reactor, d)._backlog for d in described]))
+"""
+
+
+@pytest.mark.parametrize(("env", "backlogs"), [({}, [4096, 4096, 4096, 7]), ({"PALABRE_LISTEN_BACKLOG": "0"}, [50, 50, 50, 7])])
+def test_daphne_listens_with_a_deep_queue_unless_its_endpoint_says_otherwise(tmp_path, env, backlogs):
+    """tests/wire/test_listen_queue.py: what the queue is for."""
+    assert probed(tmp_path, DAPHNE_ENDPOINTS, **env) == backlogs
