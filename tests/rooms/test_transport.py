@@ -281,9 +281,8 @@ def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
     assert socket_transport.producer is None and not socket_transport.disconnecting
 
 
-def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
-    """autobahn resolves a socket's ``is_closed`` with its protocol: a cycle that kept
-    every closed socket (its protocol, its transport) for the garbage collector."""
+def closed_autobahn_socket():
+    """A server protocol of autobahn's, closed by autobahn itself."""
     from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
     from twisted.internet.error import ConnectionDone
     from twisted.python.failure import Failure
@@ -292,6 +291,13 @@ def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
     protocol.factory = WebSocketServerFactory()
     protocol.makeConnection(StringTransport())
     protocol.connectionLost(Failure(ConnectionDone()))
+    return protocol
+
+
+def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
+    """autobahn resolves a socket's ``is_closed`` with its protocol: a cycle that kept
+    every closed socket (its protocol, its transport) for the garbage collector."""
+    protocol = closed_autobahn_socket()
     assert protocol.is_closed.result is protocol  # what autobahn does at a close
     gone = [weakref.ref(protocol), weakref.ref(protocol.transport)]
 
@@ -304,3 +310,19 @@ def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
     finally:
         if collecting:
             gc.enable()
+
+
+async def test_the_room_socket_lets_its_closed_socket_go_when_it_disconnects():
+    """The consumer, refused or accepted, finds daphne's protocol behind its ``send``
+    (daphne builds it as ``partial(server.handle_reply, protocol)``)."""
+    import functools
+
+    from rooms.consumers import RoomConsumer
+
+    protocol = closed_autobahn_socket()
+    consumer = RoomConsumer()
+    consumer.base_send = functools.partial(lambda protocol, message: None, protocol)
+
+    await consumer.disconnect(1006)
+
+    assert protocol.is_closed.called and protocol.is_closed.result is None
