@@ -129,9 +129,9 @@ def render(results: dict, run_dir: Path) -> str:
       "daphne runs on a CPU of its own (project/runtime.py): by default in P1, and in P2 with "
       "`PALABRE_PIN_CPU=true`, as README.md says for daphne processes sharing a machine; A, F "
       "and D are not pinned (D, one thread, gained nothing from it in dev runs). Palabre's daphne "
-      "listens with a queue of 4,096 connections (`PALABRE_LISTEN_BACKLOG`, project/runtime.py); "
-      "D 1,024 (bench/baselines/d_server.py); A and F keep daphne's 50: a burst past a full queue waits a second for "
-      "its SYN to be sent again, which shows in their handshake times.")
+      "listens with a queue of 4,096 connections (`PALABRE_LISTEN_BACKLOG`, project/runtime.py), "
+      "D with 1,024 (bench/baselines/d_server.py); A and F keep daphne's 50: a burst past a full "
+      "queue waits a second for its SYN to be sent again, which shows in their handshake times.")
     w("- CPU = utime + stime from `/proc/<pid>/stat` of the server processes (P2: both daphne summed; "
       "Redis and the clients reported apart; PostgreSQL's backends not counted). Memory = the "
       "servers' RSS growth per connection after 1 s idle (allocator retention included).")

@@ -2,6 +2,7 @@
 would send, it writes only to a socket with nothing queued, and what a full socket does not
 take stays queued ahead of every later frame."""
 
+import contextlib
 import gc
 import socket
 import weakref
@@ -255,6 +256,18 @@ def test_an_open_socket_forgets_its_upgrade_request_but_not_its_path():
     assert scope["headers"] == []
 
 
+@contextlib.contextmanager
+def collector_off():
+    """Only reference counting frees anything meanwhile: what is freed was no cycle."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
     """daphne leaves Twisted's HTTP channel (and with it its request for the upgrade)
     registered as the socket's producer for the socket's whole life. Once let go, the
@@ -270,14 +283,9 @@ def test_an_open_socket_lets_the_http_channel_of_its_upgrade_go():
     gone = [weakref.ref(channel), weakref.ref(channel.requests[0])]
     del channel
 
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         transport.forget_upgrade_request(protocol)
         assert [ref() for ref in gone] == [None, None]
-    finally:
-        if collecting:
-            gc.enable()
     assert socket_transport.producer is None and not socket_transport.disconnecting
 
 
@@ -301,15 +309,10 @@ def test_a_closed_socket_is_freed_at_once_not_left_to_the_collector():
     assert protocol.is_closed.result is protocol  # what autobahn does at a close
     gone = [weakref.ref(protocol), weakref.ref(protocol.transport)]
 
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         transport.forget_closed_socket(protocol)
         del protocol
         assert [ref() for ref in gone] == [None, None]
-    finally:
-        if collecting:
-            gc.enable()
 
 
 async def test_the_room_socket_lets_its_closed_socket_go_when_it_disconnects():

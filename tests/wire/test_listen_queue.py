@@ -21,24 +21,21 @@ BURST = 300
 def handshakes_completed(port: int, count: int, within_s: float) -> int:
     """Opens ``count`` TCP connections at once; how many the kernel completed within
     ``within_s`` seconds (a completed one is writable; a dropped SYN's stays pending)."""
-    pending = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", port))
-        pending.append(sock)
-    done = []
-    deadline = time.monotonic() + within_s
+    opened = [socket.socket() for _ in range(count)]
     try:
+        for sock in opened:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        pending, done = list(opened), 0
+        deadline = time.monotonic() + within_s
         while pending and time.monotonic() < deadline:
             _, writable, _ = select.select([], pending, [], deadline - time.monotonic())
             for sock in writable:
                 pending.remove(sock)
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-                    done.append(sock)
-        return len(done)
+                done += sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        return done
     finally:
-        for sock in done + pending:
+        for sock in opened:
             sock.close()
 
 
