@@ -4,8 +4,9 @@ handshake, parse each frame, call the action, send the answer. No rule lives her
 Three departures from the stock consumer, all for rooms of 150,000 (anchors §2 and §4):
 no channel-layer channel per connection (the process's hub listens for the room), so no
 ``await_many_dispatch`` either (one task per socket, not two, and no ``asyncio.wait`` per
-frame); and no ``aclose_old_connections`` thread hop per frame (every database call below
-already goes through ``database_sync_to_async``, which closes stale connections itself).
+frame); and no ``aclose_old_connections`` thread hop per frame or per close (every
+database call below already goes through ``database_sync_to_async``, which closes stale
+connections itself).
 """
 
 from __future__ import annotations
@@ -202,6 +203,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(welcome)
         for text in held:
             await self.push(text)
+
+    async def websocket_disconnect(self, message):
+        """Channels' own, without its ``aclose_old_connections``: a hop to the database
+        thread for every closed socket, which queued a room's mass close (its deadline,
+        a deploy) ahead of every live action of the process, and doubled what a close
+        costs the server. No group to leave either (the hub listens, not the socket)."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def disconnect(self, code):
         forget_closed_socket(self._protocol or daphne_protocol(self.base_send))

@@ -146,6 +146,37 @@ async def test_too_many_sockets_of_one_user_are_refused(plenary, consumer, setti
     await third.close()
 
 
+async def test_a_socket_closes_without_waiting_for_the_database_thread(plenary, consumer):
+    """A room's deadline closes all its sockets at once: no close may queue a hop behind
+    the process's one database thread (Channels' stock disconnect made one per socket),
+    and a close never waits for the database."""
+    import asyncio
+    import threading
+
+    from channels.db import database_sync_to_async
+
+    from rooms.hub import get_hub
+
+    sock = await connect(plenary, consumer)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_database_thread():
+        busy.set()
+        release.wait(10)
+
+    held = asyncio.ensure_future(database_sync_to_async(hold_the_database_thread)())
+    try:
+        assert await asyncio.to_thread(busy.wait, 5)
+        await sock.comm.send_input({"type": "websocket.disconnect", "code": 1000})
+        closed, _ = await asyncio.wait([sock.comm.future], timeout=5)
+        assert closed, "the socket's close waited for the database thread"
+        assert get_hub().local_count(str(plenary.pk)) == 0
+    finally:
+        release.set()
+        await held
+        await sock.comm.wait()
+
+
 # --- chat -----------------------------------------------------------------------------------------
 
 
