@@ -363,7 +363,7 @@ def _runs(conn: dict) -> str:
 
 
 def _times(repeat: dict | None, n: int) -> int:
-    return repeat["times"] if repeat and n in repeat["at"] else 1
+    return dict(repeat["at"]).get(n, 1) if repeat else 1
 
 
 def _with_server_errors(system, rows: list[dict]) -> list[dict]:

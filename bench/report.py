@@ -142,8 +142,8 @@ def render(results: dict, run_dir: Path) -> str:
       "Past 12,000 sockets they bind source addresses 127.0.0.2–5.")
     rep = results.get("repeat")
     if rep:
-        w(f"- The connection steps of {', '.join(f'{n:,}' for n in rep['at'])} members of {', '.join(rep['systems'])} "
-          f"are measured {rep['times']} times (bench/phases.py, `connect_step`): the step's members connect, "
+        w(f"- The connection steps of {' and '.join(f'{n:,} members ({times} times)' for n, times in rep['at'])} of "
+          f"{', '.join(rep['systems'])} are measured several times (bench/phases.py, `connect_step`): the step's members connect, "
           "drop (an RST each), and once the servers are quiet connect again, into the same room in the same "
           "state. Server and client CPU per connection are the **median** of the runs (all listed under "
           "Connections); memory, wall and handshake times are the first run's, when the members joined "
