@@ -164,19 +164,29 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- handshake -------------------------------------------------------------------
 
     async def connect(self):
-        room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        room_id = str(int(self.scope["url_route"]["kwargs"]["room_id"]))  # as the hub keys it
         session_key, self._session_key = self._session_key, None
-        # Read with the handshakes that arrive meanwhile (rooms.batcher): a reconnect storm
-        # shares its hops and its queries.
-        found = await batcher("handshake", services.room_entries).submit((session_key, room_id))
         hub = get_hub()
-        if found is None:
+        self._held = []
+        # Where the process already listens to the room, the socket hears it from before
+        # its read, whose welcome then stands: one trip to the database thread per
+        # handshake, not two (a second after join, for the welcome, cost P2 8-15 % of its
+        # CPU per handshake: BENCHMARKS.md, connections).
+        heard = hub.hold(self, room_id)
+        try:
+            # Read with the handshakes that arrive meanwhile (rooms.batcher): a reconnect
+            # storm shares its hops and its queries.
+            found = await batcher("handshake", services.room_entries_welcomed).submit((session_key, room_id))
+        except BaseException:
+            if heard:
+                hub.release(self, room_id)
+            raise
+        if found is None or not _take_socket_slot(str(found[1].user_id)):
+            if heard:
+                hub.release(self, room_id)
             await self.close(code=frames.CLOSE_FORBIDDEN)
             return
-        room, member = found
-        if not _take_socket_slot(str(member.user_id)):
-            await self.close(code=frames.CLOSE_FORBIDDEN)
-            return
+        room, member, welcome = found
         self._slot = str(member.user_id)
         self.conn = Conn(
             user_id=str(member.user_id),
@@ -187,9 +197,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
         self.bucket = TokenBucket(settings.PALABRE_RATE_PER_S, settings.PALABRE_RATE_BURST)
         self._protocol = daphne_protocol(self.base_send)
-        self._held = []
         await hub.join(self)
-        welcome = await batcher("welcome", services.welcome_frames).submit((room, member))
+        if not heard:
+            welcome = await batcher("welcome", services.welcome_frames).submit((room, member))
         hub.expect(self.conn.room_id, welcome["last_seq"] + 1)
         if self._closing:
             return  # closed by the hub meanwhile (a user's sockets closed): refused, not accepted

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
@@ -82,6 +82,7 @@ class Hub:
         # go out, and the sockets of a reconnect loop must not pile up here meanwhile.
         self._counts_due: dict[str, set] = defaultdict(set)
         self._probes: dict[str, asyncio.Future] = {}
+        self._holding: Counter[str] = Counter()  # room -> sockets held, not joined yet (``hold``)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -143,12 +144,43 @@ class Hub:
         for group in (DIRECT_GROUP, room_group(conn.room_id)):
             if group not in self._subscribed:
                 await self._subscribe(group)
-        self.rooms[conn.room_id].add(conn)
+        conns = self.rooms[conn.room_id]
+        if conn in conns:  # held since before its handshake's read
+            self._unhold(conn.room_id)
+        conns.add(conn)
         self.members[conn.member_id].append(conn)
         self.users[conn.user_id].append(conn)
         self._room_meta[conn.room_id] = (conn.mediation_id, conn.plenary)
         self._counts_due[conn.room_id].add(conn)
         self._presence_changed(conn.room_id)
+
+    def hold(self, conn, room_id: str) -> bool:
+        """A socket whose handshake is not read yet, to a room this process already
+        listens to: the room's frames reach it from now on (it holds them until its
+        welcome is sent), so a welcome read after this is one an event committed later
+        is sure to follow, as after ``join``, and the handshake reads everything in one
+        trip. False, and nothing registered, when the process does not listen to the room
+        yet: an unchecked handshake never makes it subscribe (``join`` does, once the
+        socket is let in). ``join`` or ``release`` follows."""
+        if room_group(room_id) not in self._subscribed:
+            return False
+        self.rooms[room_id].add(conn)
+        self._holding[room_id] += 1  # not online yet: not counted
+        return True
+
+    def release(self, conn, room_id: str) -> None:
+        """Undoes ``hold`` for a socket that was not let in."""
+        self._unhold(room_id)
+        conns = self.rooms.get(room_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.rooms[room_id]
+
+    def _unhold(self, room_id: str) -> None:
+        self._holding[room_id] -= 1
+        if self._holding[room_id] <= 0:
+            del self._holding[room_id]
 
     def leave(self, conn) -> None:
         # The process stays subscribed to a room it no longer serves until the next
@@ -172,7 +204,7 @@ class Hub:
         return len(self.users.get(user_id, ()))
 
     def local_count(self, room_id: str) -> int:
-        return len(self.rooms.get(room_id, ()))
+        return len(self.rooms.get(room_id, ())) - self._holding.get(room_id, 0)
 
     # --- delivery ------------------------------------------------------------------
 
@@ -373,7 +405,7 @@ class Hub:
         rooms x 10 on two processes: 12 % of a process's CPU, and the p99)."""
         while True:
             await asyncio.sleep(PRESENCE_EVERY_S)
-            online = {room_id: len(conns) for room_id, conns in self.rooms.items() if conns}
+            online = {room_id: count for room_id in self.rooms if (count := self.local_count(room_id))}
             if not online:
                 continue
             try:
@@ -390,6 +422,9 @@ class Hub:
                 stale = {g for g in self._subscribed if g.startswith("palabre.room.")} - {
                     room_group(r) for r, conns in self.rooms.items() if conns
                 }
+                # Not listening from the first discard on: a join or a hold meanwhile
+                # must not take the room for listened to (it subscribes again).
+                self._subscribed -= stale
                 for group in stale:
                     await self.layer.group_discard(group, self.channel)
                     # Unsubscribed, it will miss frames: expect nothing in particular next.

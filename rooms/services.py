@@ -188,24 +188,29 @@ def room_public(room: Room) -> dict:
     }
 
 
+def welcome(room: Room, member: Membership) -> dict:
+    """A socket's first frame: the room as read, with its ``last_seq``, and the member."""
+    return {
+        "type": frames.WELCOME,
+        "room": room_public(room),
+        "me": member.public(),
+        "last_seq": room.last_seq,
+        "members_count": room_members_count(room),
+    }
+
+
+def room_entries_welcomed(handshakes: list[tuple[str | None, str]]) -> list[tuple[Room, Membership, dict] | None]:
+    """``room_entries``, each with its welcome from that same read: the handshake's one
+    trip when the socket listened to the room before it (``rooms.consumers``)."""
+    return [found and (*found, welcome(*found)) for found in room_entries(handshakes)]
+
+
 def welcome_frames(joined: list[tuple[Room, Membership]]) -> list[dict]:
     """The welcome of each (room, member), in one query for them all. Read after the
     hub joined the room (so an event committed after this read is sure to arrive live):
     the room as it is now, not as the handshake read it."""
     rooms = _ROOMS_WITH_MEDIATION.get({room.pk for room, _ in joined})
-    welcomes = []
-    for room, member in joined:
-        room = rooms[room.pk]
-        welcomes.append(
-            {
-                "type": frames.WELCOME,
-                "room": room_public(room),
-                "me": member.public(),
-                "last_seq": room.last_seq,
-                "members_count": room_members_count(room),
-            }
-        )
-    return welcomes
+    return [welcome(rooms[room.pk], member) for room, member in joined]
 
 
 def events_page(*, room: Room, after_seq: int, limit: int) -> tuple[list[dict], int]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from project import auth, sessions
 from rooms import services
 from rooms.models import Role
-from tests.conftest import communicator, session_cookie
+from tests.conftest import communicator, connect, refused, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,3 +179,71 @@ async def test_sockets_connecting_at_once_each_get_their_own_answer(plenary, con
     assert len(sizes) < 10  # and they shared hops
     for comm in comms[:8]:
         await comm.disconnect()
+
+
+# --- one trip where the process already hears the room (rooms.hub.Hub.hold) ---------------
+
+
+async def test_a_socket_to_a_room_already_heard_is_read_in_one_trip_and_misses_nothing(
+    plenary, mediator, consumer, monkeypatch
+):
+    """Where another socket of the room is in this process, the handshake's one read
+    gives the welcome too (no second read after the join), and an event committed just
+    after that read still reaches the socket, after its welcome: it was hearing the room
+    before the read."""
+    armed, welcome_reads = [], []
+    real_read, real_welcomes = services.room_entries_welcomed, services.welcome_frames
+
+    def read_then_a_message_is_posted(batch):  # the process's batcher keeps its handler: set first
+        found = real_read(batch)
+        if armed:
+            services.message_post(member_id=mediator.pk, room_id=plenary.pk, body="juste après la lecture")
+        return found
+
+    def welcomes(joined):
+        welcome_reads.append([member.pk for _, member in joined])
+        return real_welcomes(joined)
+
+    monkeypatch.setattr(services, "room_entries_welcomed", read_then_a_message_is_posted)
+    monkeypatch.setattr(services, "welcome_frames", welcomes)
+    first = await connect(plenary, mediator)
+    assert welcome_reads == [[mediator.pk]]  # the first socket of the room: read again after the join
+    armed.append(True)
+    second = await connect(plenary, consumer)
+
+    assert welcome_reads == [[mediator.pk]]  # one trip: the handshake's read gave the welcome
+    frame = await second.recv()
+    assert (frame["type"], frame["seq"], frame["body"]) == ("chat.message", second.welcome["last_seq"] + 1, "juste après la lecture")
+    await first.close()
+    await second.close()
+
+
+async def test_a_refused_socket_to_a_room_already_heard_is_let_go_and_never_counted(plenary, mediator, consumer, pending, monkeypatch):
+    """Held while its handshake is read, a socket counts for no one online and, refused
+    (or its read failed), leaves nothing behind in the hub."""
+    from rooms.hub import get_hub
+
+    hub, room_id = get_hub(), str(plenary.pk)
+    seen, failing = [], []
+    real_read = services.room_entries_welcomed
+
+    def read(batch):  # the process's batcher keeps its handler: set first
+        seen.append((hub.local_count(room_id), len(hub.rooms.get(room_id, ()))))
+        if failing:
+            raise OSError("the database went away")
+        return real_read(batch)
+
+    monkeypatch.setattr(services, "room_entries_welcomed", read)
+    first = await connect(plenary, mediator)
+    assert await refused(plenary, pending) == 4403
+    assert seen == [(0, 0), (1, 2)]  # the second heard the room during its read, counted for no one
+    assert hub.rooms[room_id] == {first_conn for first_conn in hub.rooms[room_id] if first_conn.conn is not None}
+    assert hub.local_count(room_id) == 1 and len(hub.rooms[room_id]) == 1
+
+    failing.append(True)
+    comm = await sync_to_async(communicator)(plenary.pk, consumer.user)
+    with pytest.raises(OSError):  # the socket's task fails: daphne closes it and logs it
+        await comm.connect()
+    assert hub.local_count(room_id) == 1 and len(hub.rooms[room_id]) == 1
+    await first.close()
+    assert room_id not in hub.rooms

@@ -243,3 +243,38 @@ async def test_sockets_that_left_while_the_layer_was_down_are_not_kept():
     gc.collect()
     assert [ref for ref in gone if ref() is not None] == []
     assert hub.local_count("900200") == 1
+
+
+async def test_a_renewal_stops_listening_to_a_room_before_it_unsubscribes(monkeypatch):
+    """A room no socket of the process is in any more is let go at the renewal. From its
+    first unsubscription on, the hub no longer takes it for listened to: a socket arriving
+    meanwhile subscribes again rather than trusting a subscription being undone (its
+    welcome would be read while the room's frames no longer reach the process)."""
+    from rooms import hub as hub_module
+    from rooms.broadcast import DIRECT_GROUP, room_group
+
+    hub = Hub()
+    hub.channel = "palabre.hub.test"
+    hub._subscribed = {DIRECT_GROUP, room_group("7"), room_group("8")}
+    hub.rooms["8"].add(FakeConn())
+    renewed = asyncio.Event()
+    discarded = []
+
+    class Layer:
+        async def group_discard(self, group, channel):
+            discarded.append((group, group in hub._subscribed))
+
+        async def group_add(self, group, channel):
+            if group == room_group("8"):
+                renewed.set()
+
+    hub.layer = Layer()
+    monkeypatch.setattr(hub_module, "RENEW_GROUPS_EVERY_S", 0)
+    renewal = asyncio.create_task(hub._renew())
+    try:
+        await asyncio.wait_for(renewed.wait(), 5)
+    finally:
+        renewal.cancel()
+    assert discarded[0] == (room_group("7"), False)
+    assert hub._subscribed == {DIRECT_GROUP, room_group("8")}
+    assert not hub.hold(FakeConn(), "7") and hub.hold(FakeConn(), "8")
