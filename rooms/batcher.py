@@ -9,9 +9,10 @@ sends a lone frame at once, so nothing waits that did not have to; a busy one wr
 more per commit instead of queueing longer. Each frame still gets its own answer.
 
 Socket handshakes go the same way (``rooms.consumers``): their reads of session,
-membership with its user, and room, and after the hub's join their welcome's read of the
-room. A reconnect storm's handshakes then share a hop and three queries instead of paying
-two hops and five queries each (BENCHMARKS.md, connections).
+membership with its user, and room, with the welcome from that read where the process
+already listens to the room (else the welcome's read of the room after the hub's join,
+batched too). A reconnect storm's handshakes then share a hop and three queries instead
+of paying two hops and five queries each (BENCHMARKS.md, connections).
 """
 
 from __future__ import annotations
