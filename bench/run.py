@@ -41,7 +41,9 @@ FULL = {
     "messages": 20, "budget_s": 25, "wait_s": 30,
     "idle_s": 40,  # two keepalive pings per socket
     "small_rooms": ["A", "P1", "P2"],
-    "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 32_000, "bisections": 3},
+    # Up to 128,000 deliveries a second: on a faster machine every rate up to 32,000
+    # passed, and the ratio to A was a floor, not a measure.
+    "rung": {"warm": 1.0, "dur": 3.0, "drain": 2.0, "start": 125, "max": 128_000, "bisections": 3},
     "votes": 10_000,
     # Toward 150,000 members: as far as 15 minutes of connecting get on this machine.
     "big": {"target": 150_000, "budget_s": 900, "min_free_mb": 3_000},
