@@ -21,18 +21,30 @@ from tests.chaos.procs import Backend, Daphne, http
 from tests.chaos.services import PG_URL, PrivatePostgres, PrivateRedis
 
 
+@pytest.fixture(scope="module")
+def _stopped_at_the_end():
+    """The private services this module started are stopped when it is done: a test run
+    leaves no Redis or PostgreSQL of its own behind on the machine."""
+    started = {}
+    yield started
+    for service in started.values():
+        service.stop()
+
+
 @pytest.fixture
-def private_redis():
+def private_redis(_stopped_at_the_end):
     redis = PrivateRedis()
     redis.start()
+    _stopped_at_the_end[PrivateRedis] = redis
     yield redis
-    redis.start()  # left running for the next campaign
+    redis.start()  # up again for the next test, whatever this one did to it
 
 
 @pytest.fixture
-def private_postgres():
+def private_postgres(_stopped_at_the_end):
     pg = PrivatePostgres()
     pg.start()
+    _stopped_at_the_end[PrivatePostgres] = pg
     yield pg
     pg.start()
 
