@@ -170,8 +170,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._held = []
         # Where the process already listens to the room, the socket hears it from before
         # its read, whose welcome then stands: one trip to the database thread per
-        # handshake, not two (a second after join, for the welcome, cost P2 8-15 % of its
-        # CPU per handshake: BENCHMARKS.md, connections).
+        # handshake, not two (a second after join, for the welcome, cost P2 8-17 % of its
+        # CPU per handshake: BENCHMARKS.md, notes on the run).
         heard = hub.hold(self, room_id)
         try:
             # Read with the handshakes that arrive meanwhile (rooms.batcher): a reconnect

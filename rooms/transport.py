@@ -59,8 +59,9 @@ def forget_upgrade_request(protocol) -> None:
     connection instead of 93 (each one it walks at least twice), and 0.9-1.5 kB less.
     They go by reference counting, at once: the request and its channel name each other,
     and the channel forgets its request here; left as that cycle they were 24 objects of
-    garbage per handshake waiting for a full collection (the one that found 19,774 after a step of 900, 36 ms; P1, gc
-    callbacks and ``gc.DEBUG_SAVEALL``), and 1.3-1.5 kB more per connection meanwhile."""
+    garbage per handshake waiting for a full collection (the one that found 19,774 after
+    a step of 900, 36 ms; P1, gc callbacks and ``gc.DEBUG_SAVEALL``), and 1.3-1.5 kB more
+    per connection meanwhile."""
     protocol.http_request_data = b""
     headers = getattr(protocol, "http_headers", None)
     if isinstance(headers, dict):
