@@ -33,6 +33,7 @@ Each socket reads the same values, from its class: 2.5 kB less per idle connecti
 (25.5 -> 22.9 kB, P1 at 1,000) and about 7 µs less per handshake.
 
 daphne's periodic sweeps visit only the connections that can need them: project/sweeps.py.
+A WebSocket handshake goes to autobahn without Twisted's HTTP parse: project/upgrades.py.
 
 The listen queue: daphne listens with Twisted's default backlog of 50 connections that
 the kernel has accepted and the process has not. A reconnect storm overflows it at once
@@ -74,7 +75,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from project import sweeps
+from project import sweeps, upgrades
 
 _UNFORMATTED = "(autobahn's options: logged at debug level only)"
 
@@ -96,6 +97,8 @@ def tune_process() -> None:
     if settings.PALABRE_LISTEN_BACKLOG:
         _listen_backlog(settings.PALABRE_LISTEN_BACKLOG)
     sweeps.install()
+    if settings.PALABRE_UPGRADE_LANE:
+        upgrades.install()
     if settings.PALABRE_PIN_CPU:
         # When daphne's reactor starts (installed by sweeps.install above): not in a
         # process that imports the application without serving it (the test suite, a

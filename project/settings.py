@@ -360,3 +360,6 @@ PALABRE_PIN_CPU = env.bool("PALABRE_PIN_CPU", default=not PRODUCTION)
 # How many connections each daphne's listening socket queues before it accepts them
 # (project/runtime.py: why); the kernel caps it at net.core.somaxconn. 0 leaves Twisted's 50.
 PALABRE_LISTEN_BACKLOG = env.int("PALABRE_LISTEN_BACKLOG", default=4096)
+# WebSocket handshakes handed straight to autobahn, without Twisted's HTTP parse
+# (project/upgrades.py: why, and what it is worth); false keeps daphne's path for all.
+PALABRE_UPGRADE_LANE = env.bool("PALABRE_UPGRADE_LANE", default=True)

@@ -142,3 +142,16 @@ print(json.dumps([server.serverFromString(reactor, d)._backlog for d in describe
 def test_daphne_listens_with_a_deep_queue_unless_its_endpoint_says_otherwise(tmp_path, env, backlogs):
     """tests/wire/test_listen_queue.py: what the queue is for."""
     assert probed(tmp_path, DAPHNE_ENDPOINTS, **env) == backlogs
+
+
+# What daphne's HTTP factory starts each accepted connection in (project/upgrades.py).
+FIRST_PROTOCOL = """
+import json, project.asgi
+from daphne.http_protocol import HTTPFactory
+print(json.dumps(type(HTTPFactory(None).buildProtocol(None)).__name__))
+"""
+
+
+@pytest.mark.parametrize(("env", "first"), [({}, "UpgradeLane"), ({"PALABRE_UPGRADE_LANE": "false"}, "_GenericHTTPChannelProtocol")])
+def test_daphne_starts_every_connection_in_the_upgrade_lane_unless_turned_off(tmp_path, env, first):
+    assert probed(tmp_path, FIRST_PROTOCOL, **env) == first
