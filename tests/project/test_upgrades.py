@@ -97,29 +97,40 @@ def test_a_whole_upgrade_request_takes_the_lane_with_its_raw_query_string(reques
     UPGRADE + b"\x81\x00",  # more than the request
     UPGRADE + UPGRADE,  # two requests
     b"\r\n" + UPGRADE,
-    UPGRADE.replace(b"GET ", b"POST "),
-    UPGRADE.replace(b"HTTP/1.1", b"HTTP/1.0"),
-    UPGRADE.replace(b"GET /ws", b"GET  /ws"),
-    UPGRADE.replace(b"GET /ws/rooms/7/", b"GET http://127.0.0.1:8000/ws/rooms/7/"),
-    UPGRADE.replace(b"Upgrade: websocket\r\n", b""),
-    UPGRADE.replace(b"Upgrade: websocket", b"Upgrade: h2c"),
-    UPGRADE.replace(b"Upgrade: websocket", b"Upgrade: websocket\r\nUpgrade: websocket"),
-    UPGRADE.replace(b"Cookie: sessionid=abc123", b"Cookie: a=1\r\nCookie: sessionid=abc123"),  # daphne joins them
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Upgrade\r\nContent-Length: 0"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Upgrade\r\nTransfer-Encoding: chunked"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Upgrade\r\nExpect: 100-continue"),  # Twisted's 100
-    UPGRADE.replace(b"Connection: Upgrade", b"Bad Name: x"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection : Upgrade"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Upgrade\r\n folded"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Up\ngrade"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Up\rgrade"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Up\x00grade"),
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Up\x0bgrade"),  # daphne's own refusals
-    UPGRADE.replace(b"Connection: Upgrade", b"Connection: Up\x85grade"),
-    UPGRADE.replace(b"/ws/rooms/7/", "/ws/rooms/é/".encode()),
-    UPGRADE.replace(b"lang=fr", "lang=français".encode()),
-    UPGRADE.replace(b"Cookie: sessionid=abc123", b"Cookie: " + b"x" * MAX_REQUEST_BYTES),
 ])
-def test_any_other_bytes_go_to_daphnes_path(request_bytes):
+def test_anything_but_one_whole_request_goes_to_daphnes_path(request_bytes):
     assert websocket_upgrade(request_bytes) is None
+
+
+CONNECTION = b"Connection: Upgrade"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"GET ", b"POST "),
+    (b"HTTP/1.1", b"HTTP/1.0"),
+    (b"GET /ws", b"GET  /ws"),
+    (b"GET /ws/rooms/7/", b"GET http://127.0.0.1:8000/ws/rooms/7/"),
+    (b"Upgrade: websocket\r\n", b""),
+    (b"Upgrade: websocket", b"Upgrade: h2c"),
+    (b"Upgrade: websocket", b"Upgrade: websocket\r\nUpgrade: websocket"),
+    (b"Cookie: sessionid=abc123", b"Cookie: a=1\r\nCookie: sessionid=abc123"),  # daphne joins them
+    (CONNECTION, CONNECTION + b"\r\nContent-Length: 0"),
+    (CONNECTION, CONNECTION + b"\r\nTransfer-Encoding: chunked"),
+    (CONNECTION, CONNECTION + b"\r\nExpect: 100-continue"),  # Twisted's 100
+    (CONNECTION, b"Bad Name: x"),
+    (CONNECTION, b"Connection : Upgrade"),
+    (CONNECTION, b"Connection"),
+    (CONNECTION, CONNECTION + b"\r\n folded"),
+    (CONNECTION, b"Connection: Up\ngrade"),
+    (CONNECTION, b"Connection: Up\rgrade"),
+    (CONNECTION, b"Connection: Up\x00grade"),
+    (CONNECTION, b"Connection: Up\x0bgrade"),  # daphne's own refusals
+    (CONNECTION, b"Connection: Up\x85grade"),
+    (b"/ws/rooms/7/", "/ws/rooms/é/".encode()),
+    (b"lang=fr", "lang=français".encode()),
+    (b"sessionid=abc123", b"x" * MAX_REQUEST_BYTES),
+])
+def test_a_request_daphne_would_refuse_or_read_differently_goes_to_daphnes_path(old, new):
+    changed = UPGRADE.replace(old, new)
+    assert changed != UPGRADE
+    assert websocket_upgrade(changed) is None
