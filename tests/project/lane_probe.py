@@ -78,9 +78,14 @@ class Server:
         pass
 
     def create_application(self, protocol, scope):
-        self.scopes.append({**scope, "headers": [list(map(bytes.decode, h)) for h in scope["headers"]], "raw_path": scope["raw_path"].decode(),
-                            "query_string": scope["query_string"].decode()})
-        return defer.Deferred()  # the application is not needed here
+        """Records the scope (as JSON can carry it); the application itself is not needed."""
+        self.scopes.append({
+            **scope,
+            "headers": [[name.decode(), value.decode()] for name, value in scope["headers"]],
+            "raw_path": scope["raw_path"].decode(),
+            "query_string": scope["query_string"].decode(),
+        })
+        return defer.Deferred()
 
 
 def connection(lane: bool, reads: list[bytes], wrapped: bool = False) -> dict:
