@@ -50,12 +50,13 @@ def forget_upgrade_request(protocol) -> None:
     ``headers`` (read once, at the handshake: ``rooms.consumers``). About 2 kB per idle
     connection (BENCHMARKS.md).
 
-    And Twisted's HTTP channel, with daphne's request for the upgrade (its headers, its
-    addresses, its body buffer): daphne hands the socket to the WebSocket protocol but
-    leaves the channel registered as the socket's producer, which keeps them all alive.
-    That producer does nothing for an upgraded socket: the channel pauses its socket for
-    a full send buffer only between requests, and the upgrade request never ends
-    (``HTTPChannel.pauseProducing``). Released: 68 objects the collector tracks per
+    And, where the handshake took daphne's own path (one the upgrade lane of
+    project/upgrades.py left to it, which builds no channel), Twisted's HTTP channel, with
+    daphne's request for the upgrade (its headers, its addresses, its body buffer): daphne
+    hands the socket to the WebSocket protocol but leaves the channel registered as the
+    socket's producer, which keeps them all alive. That producer does nothing for an
+    upgraded socket: the channel pauses its socket for a full send buffer only between
+    requests, and the upgrade request never ends (``HTTPChannel.pauseProducing``). Released: 68 objects the collector tracks per
     connection instead of 93 (each one it walks at least twice), and 0.9-1.5 kB less.
     They go by reference counting, at once: the request and its channel name each other,
     and the channel forgets its request here; left as that cycle they were 24 objects of

@@ -28,7 +28,7 @@ UPGRADE = (
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory):
+def probe():
     done = subprocess.run(
         [sys.executable, "-m", "tests.project.lane_probe"],
         cwd=ROOT,
