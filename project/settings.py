@@ -9,6 +9,7 @@ Two modes:
   ``get_mandatory_secret``), so production never inherits an embedded default.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,8 +33,17 @@ PRODUCTION = DJANGO_ENV == "production"
 PALABRE_DATA_DIR = Path(env.str("PALABRE_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 
+def secret(name: str) -> str:
+    """A secret exactly as the environment holds it, "" if unset. Not ``env.str``:
+    django-environ reads a value that starts with "$" as the name of another variable
+    (its proxy syntax), and one key in 50 from Django's own ``get_random_secret_key``
+    starts with "$": such a SECRET_KEY stopped production at start, or would have
+    become the value of whatever variable its tail named."""
+    return os.environ.get(name, "")
+
+
 def mandatory_secret(name: str) -> str:
-    value = env.str(name, default="")
+    value = secret(name)
     if not value:
         raise ImproperlyConfigured(f"{name} must be set in production (DJANGO_ENV=production).")
     return value
@@ -44,7 +54,7 @@ def embedded_secret(name: str, filename: str, generate) -> str:
     the data folder generated on first run."""
     if PRODUCTION:
         return mandatory_secret(name)
-    return env.str(name, default="") or ensure_secret_file(PALABRE_DATA_DIR / filename, generate)
+    return secret(name) or ensure_secret_file(PALABRE_DATA_DIR / filename, generate)
 
 
 def _generate_secret_key() -> str:

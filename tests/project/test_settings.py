@@ -77,6 +77,24 @@ def test_production_starts_with_every_secret(tmp_path):
     assert result.stdout.split() == ["False", "True"]
 
 
+@pytest.mark.parametrize("production", [True, False])
+@pytest.mark.parametrize("value", ["$" + secrets.token_urlsafe(50), "$HOME"])
+def test_a_secret_is_read_exactly_as_set(tmp_path, production, value):
+    """One key in 50 from Django's get_random_secret_key starts with "$", which
+    django-environ would read as the name of another variable: production refused to
+    start with such a key, and "$HOME" would have become the home folder's path."""
+    code = SETUP + "; from django.conf import settings; print(settings.SECRET_KEY)"
+    if production:
+        env = production_env(tmp_path, SECRET_KEY=value)
+    else:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+               "DJANGO_SETTINGS_MODULE": "project.settings", "PALABRE_DATA_DIR": str(tmp_path / "data"),
+               "SECRET_KEY": value}
+    result = run(["-c", code], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == value
+
+
 def test_check_deploy_is_clean_in_production(tmp_path):
     result = run(
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env(tmp_path)
