@@ -104,15 +104,17 @@ def _allocate(counts: dict[int, int]) -> dict[int, tuple[int, bytes | None, str]
     table = connection.ops.quote_name(Room._meta.db_table)
     allocated = {}
     room_ids = sorted(counts)
-    with connection.cursor() as cursor:
+    with rows.cursor(connection) as cursor:
         for start in range(0, len(room_ids), _ALLOCATE_CHUNK):
             chunk = room_ids[start : start + _ALLOCATE_CHUNK]
-            marks = ", ".join(["%s"] * len(chunk))
-            if len(chunk) > 1 and connection.features.has_select_for_update:
-                cursor.execute(f"SELECT id FROM {table} WHERE id IN ({marks}) ORDER BY id FOR UPDATE", chunk)
+            n = len(chunk)
+            if n > 1 and connection.features.has_select_for_update:
+                cursor.execute(f"SELECT id FROM {table} WHERE id IN ({rows.marks(connection, n)}) ORDER BY id FOR UPDATE", chunk)
+            pairs = (rows.marks(connection, 2, start=2 * i).split(", ") for i in range(n))
+            cases = " ".join(f"WHEN {room} THEN {count}" for room, count in pairs)
             cursor.execute(
-                f"UPDATE {table} SET last_seq = last_seq + CASE id {' '.join(['WHEN %s THEN %s'] * len(chunk))} END "
-                f"WHERE id IN ({marks}) RETURNING id, last_seq, wrapped_key, master_key_id",
+                f"UPDATE {table} SET last_seq = last_seq + CASE id {cases} END "
+                f"WHERE id IN ({rows.marks(connection, n, start=2 * n)}) RETURNING id, last_seq, wrapped_key, master_key_id",
                 [value for room_id in chunk for value in (room_id, counts[room_id])] + chunk,
             )
             allocated.update((row[0], row[1:]) for row in cursor.fetchall())

@@ -7,12 +7,17 @@ thread's CPU per message (BENCHMARKS.md, many small rooms). Here the same rows c
 SQL built once from the models' metadata, and go through the same converters and
 ``Model.from_db`` as the ORM's, so a caller gets exactly what the ORM would have given it
 (tests/rooms/test_rows.py compares them on both engines).
+
+On PostgreSQL these statements go through ``cursor``, in PostgreSQL's own placeholders
+(``marks``): a batch's statements have hundreds of parameters, and psycopg parses a
+``%s`` statement of more than 50 anew at every execution.
 """
 
 from __future__ import annotations
 
 import functools
 import weakref
+from contextlib import contextmanager
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.base import ModelState
@@ -76,10 +81,10 @@ class ByPk:
         connection = connections[DEFAULT_DB_ALIAS]
         select, columns, converters, own_names, other_names = self._prepare(connection)
         rows = []
-        with connection.cursor() as cursor:
+        with cursor(connection) as c:
             for chunk in _chunks(connection, values, 1):
-                cursor.execute(f"{select}{columns[attname]} IN ({', '.join(['%s'] * len(chunk))})", chunk)
-                rows += cursor.fetchall()
+                c.execute(f"{select}{columns[attname]} IN ({marks(connection, len(chunk))})", chunk)
+                rows += c.fetchall()
         db, n, found = connection.alias, len(own_names), []
         own_from_db, other_from_db = _from_db(self.model), _from_db(self.related) if self.fk else None
         for row in rows:
@@ -113,7 +118,7 @@ class Insert:
             head = self._heads[connection.alias] = (
                 f"INSERT INTO {qn(self.model._meta.db_table)} ({', '.join(qn(f.column) for f in self.fields)}) VALUES "
             )
-        row = f"({', '.join(['%s'] * len(self.fields))})"
+        k = len(self.fields)
         returning = f" RETURNING {qn(self.model._meta.pk.column)}"
         ids = []
         # A batch repeats values (its rows share a time, a room, a type, NULLs): each
@@ -130,15 +135,56 @@ class Insert:
                 found = prepared[key] = field.get_db_prep_save(value, connection)
             return found
 
-        with connection.cursor() as cursor:
-            for chunk in _chunks(connection, objs, len(self.fields)):
+        with cursor(connection) as c:
+            for chunk in _chunks(connection, objs, k):
                 params = [prep(i, f, f.pre_save(obj, True)) for obj in chunk for i, f in enumerate(self.fields)]
-                cursor.execute(f"{head}{', '.join([row] * len(chunk))}{returning}", params)
-                ids += cursor.fetchall()
+                values = ", ".join(f"({marks(connection, k, start=n * k)})" for n in range(len(chunk)))
+                c.execute(f"{head}{values}{returning}", params)
+                ids += c.fetchall()
         for obj, (pk,) in zip(objs, ids, strict=True):
             obj.pk = pk
             obj._state.adding = False
             obj._state.db = connection.alias
+
+
+@contextmanager
+def cursor(connection):
+    """``connection.cursor()``, for statements written with ``marks``. On PostgreSQL a
+    psycopg ``RawCursor``: it takes PostgreSQL's own placeholders ($1, $2 …) as they are.
+    psycopg's usual cursor rewrites every ``%s`` statement, and keeps the result only for
+    statements of at most 50 parameters (``psycopg._queries.MAX_CACHED_STATEMENT_PARAMS``);
+    a chat batch's two reads, its seq allocation and its INSERT have hundreds, and that
+    rewriting, statement after statement, was a quarter of the database thread's CPU per
+    message (many small rooms on PostgreSQL, BENCHMARKS.md). Wrapped as Django wraps its
+    own (errors, query log), after Django's own checks of the connection."""
+    with connection.cursor() as checked:
+        if connection.vendor != "postgresql":
+            yield checked
+            return
+        import psycopg
+        from psycopg.pq import Format
+
+        raw = psycopg.RawCursor(connection.connection)
+        # Django gives a cursor its own time zone loader when the connection's differs.
+        oid = psycopg.postgres.types["timestamptz"].oid
+        loader = checked.cursor.adapters.get_loader(oid, Format.TEXT)
+        if loader is not connection.connection.adapters.get_loader(oid, Format.TEXT):
+            raw.adapters.register_loader("timestamptz", loader)
+        with type(checked)(raw, connection) as wrapped:
+            yield wrapped
+
+
+def marks(connection, count: int, start: int = 0) -> str:
+    """``count`` placeholders for a statement run on ``cursor``, the first being
+    parameter ``start`` (from 0): ``$1, $2`` on PostgreSQL, ``%s, %s`` elsewhere."""
+    return _marks(connection.vendor == "postgresql", count, start)
+
+
+@functools.lru_cache(maxsize=4096)
+def _marks(numbered: bool, count: int, start: int) -> str:
+    if numbered:
+        return ", ".join(f"${n}" for n in range(start + 1, start + count + 1))
+    return ", ".join(["%s"] * count)
 
 
 def ids(values) -> list[int]:

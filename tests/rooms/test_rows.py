@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from rooms import rows, services
@@ -173,3 +174,55 @@ def test_init_signals_still_see_every_read_row(consumer, mediator):
     finally:
         post_init.disconnect(receiver, sender=Membership)
     assert sorted(m.pk for m in seen) == sorted(read) and all(m.user_id for m in seen)
+
+
+def test_statements_of_many_parameters_bind_each_value_in_its_place(mediation, make_mediation, plenary):
+    """The hot statements go through ``rows.cursor`` in ``rows.marks``' placeholders
+    (PostgreSQL's own $1, $2 … there): every value still lands in its own place."""
+    others = [services.plenary_room(make_mediation()).pk for _ in range(3)]
+    wanted = [plenary.pk, *others]
+    asked = [*range(10**9, 10**9 + 120), *wanted]  # 124 parameters, past psycopg's 50
+    assert sorted(rows.ByPk(Room, "mediation").get(asked)) == sorted(wanted)
+    with rows.cursor(connection) as cursor:
+        cursor.execute(f"SELECT {rows.marks(connection, 3, start=0)}", [1, "deux", None])
+        assert cursor.fetchall() == [(1, "deux", None)]
+    assert rows.marks(connection, 2, start=3) == ("$4, $5" if connection.vendor == "postgresql" else "%s, %s")
+
+
+def test_a_refused_insert_raises_djangos_error_and_leaves_the_connection_usable(plenary):
+    at = timezone.now()
+    rows.Insert(Event)([Event(room_id=plenary.pk, seq=3000, type="x", at=at)])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.Insert(Event)([Event(room_id=plenary.pk, seq=3001, type="x", at=at), Event(room_id=plenary.pk, seq=3000, type="x", at=at)])
+    assert list(Event.objects.filter(room_id=plenary.pk, seq__gte=3000).values_list("seq", flat=True)) == [3000]
+    assert sorted(rows.ByPk(Room, "mediation").get([plenary.pk])) == [plenary.pk]
+
+
+@pytest.mark.postgres
+def test_a_cursor_reads_times_in_the_zone_djangos_own_would():
+    """Django gives a cursor a time zone loader of its own when the database's TIME_ZONE
+    no longer is the one its connection opened with; ``rows.cursor`` reads times as that
+    cursor does (whatever Django then makes of the session's UTC)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    assert db.vendor == "postgresql"
+    at = timezone.now()
+
+    def read(tz):
+        db.settings_dict["TIME_ZONE"] = tz
+        for cached in ("timezone", "timezone_name"):
+            db.__dict__.pop(cached, None)
+        with db.cursor() as cursor:
+            cursor.execute("SELECT %s::timestamptz", [at])
+            (django_read,) = cursor.fetchone()
+        with rows.cursor(db) as cursor:
+            cursor.execute(f"SELECT {rows.marks(db, 1)}::timestamptz", [at])
+            (ours,) = cursor.fetchone()
+        return django_read, ours
+
+    try:
+        tokyo = read("Asia/Tokyo")
+    finally:
+        read(None)
+    assert tokyo[1] == tokyo[0] and tokyo[1].utcoffset() == tokyo[0].utcoffset() == timedelta(hours=9)
+    utc = read(None)
+    assert utc[1] == utc[0] == at and utc[1].utcoffset() == timedelta(0)
