@@ -14,6 +14,7 @@ Commands (stdin) and answers (stdout):
   when every local receiver has message k.
 - ``chat`` {rate, warm, dur, drain}: every socket of this process sends, in a shuffled
   round robin, ``rate`` messages a second in all, for warm + dur seconds.
+- ``seen`` {}: how many tagged frames have arrived since the process started (any mode).
 - ``stats`` {}: latencies and counts, then resets them.
 - ``exit``: aborts every socket (no closing handshake) and exits.
 
@@ -306,6 +307,8 @@ async def main() -> None:
             answer = await load.chat(cmd["rate"], cmd["warm"], cmd["dur"], args.proc)
         elif name == "vote":
             answer = await load.vote(cmd["ballot_id"], cmd["accept"], cmd.get("timeout", 300))
+        elif name == "seen":
+            answer = {"seen": load.frames_seen}
         elif name == "stats":
             answer = load.stats()
         elif name == "exit":

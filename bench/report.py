@@ -365,7 +365,7 @@ def _small_rooms(results) -> str:
     lines = ["### Many small rooms: 100 rooms × 10 members\n",
              "Every member sends at one steady rate (the schedule spread evenly, members in random order); "
              "each message goes to the 10 members of its room (sender included), so deliveries/s = 10 × "
-             "messages/s. Each rung: warm-up, measured window, drain. The rate doubles from 125/s until a "
+             "messages/s. Each rung: warm-up, measured window, drain, then a wait until no client has received a frame for 0.5 s (a late frame counts for its rung; the next rung starts on a quiet system). The rate doubles from 125/s until a "
              "rung fails (p99 ≥ 200 ms, < 99 % delivered, or the clients kept < 95 % of the rate), then is "
              f"bisected {results['small_rooms'][0].get('bisections', 2)} times (the geometric mean of the last passing and the first failing rate). "
              f"The whole search runs {len(results['small_rooms'][0].get('searches') or [None])} time(s) per system on the same sockets; "
