@@ -350,13 +350,16 @@ def _growth(results, P2, P1) -> str:
     return "\n".join(lines)
 
 
+def _each(s: dict) -> str:
+    """Each search's best deliveries/s."""
+    return " / ".join(f(x, 0) for x in s.get("searches") or [(s["best"] or {}).get("delivered_per_s")])
+
+
 def _searches(s: dict, a: dict) -> str:
     """Each search's best, when the search ran more than once."""
     if len(s.get("searches") or []) < 2:
         return ""
-    each = " / ".join(f(x, 0) for x in s["searches"])
-    a_each = " / ".join(f(x, 0) for x in a.get("searches") or [])
-    return f" (medians of {len(s['searches'])} searches: {each} vs A {a_each})"
+    return f" (medians of {len(s['searches'])} searches: {_each(s)} vs A {_each(a)})"
 
 
 def _small_rooms(results) -> str:
@@ -380,8 +383,7 @@ def _small_rooms(results) -> str:
         lf = s["lowest_failing"]
         failing = (f"{lf['target']:,.0f}/s: {','.join(lf['fails'])} (p99 {f(lf['p99_ms'], 0)} ms, "
                    f"{f(lf['delivered_pct'])} % delivered)") if lf else f"none up to {s['rungs'][-1]['target']:,.0f}/s (cap)"
-        each = " / ".join(f(x, 0) for x in s.get("searches") or [b.get("delivered_per_s")])
-        lines.append(f"| {s['system']} | {f(b.get('delivered_per_s'), 0)} | {each} | {f(b.get('p50_ms'))} / {f(b.get('p99_ms'))} | "
+        lines.append(f"| {s['system']} | {f(b.get('delivered_per_s'), 0)} | {_each(s)} | {f(b.get('p50_ms'))} / {f(b.get('p99_ms'))} | "
                      f"{f(b.get('server_cores'), 2)} | {f(b.get('redis_cores'), 2)} | {f(b.get('client_cores'), 2)} | "
                      f"{f(b.get('server_cpu_us_per_delivery'))} | {failing} | {rx(b.get('delivered_per_s'), abest)} |")
     lines.append("\n<details><summary>every rung</summary>\n")

@@ -131,8 +131,8 @@ def _allocate(counts: dict[int, int]) -> dict[int, tuple[int, bytes | None, str]
         for start in range(0, len(room_ids), _ALLOCATE_CHUNK):
             chunk = room_ids[start : start + _ALLOCATE_CHUNK]
             n = len(chunk)
-            pairs = (rows.marks(connection, 2, start=2 * i).split(", ") for i in range(n))
-            cases = " ".join(f"WHEN {room} THEN {count}" for room, count in pairs)
+            pairs = rows.marks(connection, 2 * n).split(", ")
+            cases = " ".join(f"WHEN {pairs[2 * i]} THEN {pairs[2 * i + 1]}" for i in range(n))
             ids = rows.marks(connection, n, start=2 * n)
             if n > 1 and connection.features.has_select_for_update:
                 sql = (

@@ -56,8 +56,9 @@ def forget_upgrade_request(protocol) -> None:
     hands the socket to the WebSocket protocol but leaves the channel registered as the
     socket's producer, which keeps them all alive. That producer does nothing for an
     upgraded socket: the channel pauses its socket for a full send buffer only between
-    requests, and the upgrade request never ends (``HTTPChannel.pauseProducing``). Released: 68 objects the collector tracks per
-    connection instead of 93 (each one it walks at least twice), and 0.9-1.5 kB less.
+    requests, and the upgrade request never ends (``HTTPChannel.pauseProducing``).
+    Released: 68 objects the collector tracks per connection instead of 93 (each one it
+    walks at least twice), and 0.9-1.5 kB less.
     They go by reference counting, at once: the request and its channel name each other,
     and the channel forgets its request here; left as that cycle they were 24 objects of
     garbage per handshake waiting for a full collection (the one that found 19,774 after

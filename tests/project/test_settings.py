@@ -37,6 +37,16 @@ def production_env(tmp_path, **overrides) -> dict[str, str]:
     return {k: v for k, v in env.items() if v is not None}
 
 
+def embedded_env(tmp_path, **overrides) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "PALABRE_DATA_DIR": str(tmp_path / "data"),
+        **overrides,
+    }
+
+
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
@@ -84,12 +94,7 @@ def test_a_secret_is_read_exactly_as_set(tmp_path, production, value):
     django-environ would read as the name of another variable: production refused to
     start with such a key, and "$HOME" would have become the home folder's path."""
     code = SETUP + "; from django.conf import settings; print(settings.SECRET_KEY)"
-    if production:
-        env = production_env(tmp_path, SECRET_KEY=value)
-    else:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-               "DJANGO_SETTINGS_MODULE": "project.settings", "PALABRE_DATA_DIR": str(tmp_path / "data"),
-               "SECRET_KEY": value}
+    env = (production_env if production else embedded_env)(tmp_path, SECRET_KEY=value)
     result = run(["-c", code], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == value
@@ -105,12 +110,7 @@ def test_check_deploy_is_clean_in_production(tmp_path):
 
 
 def test_embedded_default_needs_no_variable(tmp_path):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "PALABRE_DATA_DIR": str(tmp_path / "data"),
-    }
+    env = embedded_env(tmp_path)
     code = (
         SETUP
         + "; from django.conf import settings as s"
@@ -131,14 +131,7 @@ def test_embedded_default_needs_no_variable(tmp_path):
 
 
 def test_redis_url_selects_the_redis_layer(tmp_path):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "PALABRE_DATA_DIR": str(tmp_path / "data"),
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DATABASE_URL": "postgres://u:p@db.example:5432/x",
-    }
+    env = embedded_env(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0", DATABASE_URL="postgres://u:p@db.example:5432/x")
     code = SETUP + "; from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'], s.DATABASES['default']['ENGINE'])"
     result = run(["-c", code], env)
     assert result.returncode == 0, result.stderr
@@ -152,11 +145,7 @@ def test_redis_url_selects_the_redis_layer(tmp_path):
 def test_daphne_is_pinned_to_a_cpu_by_default_only_in_the_embedded_default(tmp_path, production, overrides, pinned):
     """One daphne per container, each with its own /tmp, would all take the same CPU
     (project/runtime.py): production pins only when told that its processes share one."""
-    if production:
-        env = production_env(tmp_path, **overrides)
-    else:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-               "DJANGO_SETTINGS_MODULE": "project.settings", "PALABRE_DATA_DIR": str(tmp_path / "data"), **overrides}
+    env = (production_env if production else embedded_env)(tmp_path, **overrides)
     result = run(["-c", SETUP + "; from django.conf import settings; print(settings.PALABRE_PIN_CPU)"], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [pinned]

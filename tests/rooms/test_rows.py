@@ -176,7 +176,7 @@ def test_init_signals_still_see_every_read_row(consumer, mediator):
     assert sorted(m.pk for m in seen) == sorted(read) and all(m.user_id for m in seen)
 
 
-def test_statements_of_many_parameters_bind_each_value_in_its_place(mediation, make_mediation, plenary):
+def test_statements_of_many_parameters_bind_each_value_in_its_place(make_mediation, plenary):
     """The hot statements go through ``rows.cursor`` in ``rows.marks``' placeholders
     (PostgreSQL's own $1, $2 … there): every value still lands in its own place."""
     others = [services.plenary_room(make_mediation()).pk for _ in range(3)]
@@ -206,6 +206,7 @@ def test_a_cursor_reads_times_in_the_zone_djangos_own_would():
     db = connections[DEFAULT_DB_ALIAS]
     assert db.vendor == "postgresql"
     at = timezone.now()
+    original = db.settings_dict["TIME_ZONE"]
 
     def read(tz):
         db.settings_dict["TIME_ZONE"] = tz
@@ -221,8 +222,8 @@ def test_a_cursor_reads_times_in_the_zone_djangos_own_would():
 
     try:
         tokyo = read("Asia/Tokyo")
+        utc = read(None)
     finally:
-        read(None)
+        read(original)
     assert tokyo[1] == tokyo[0] and tokyo[1].utcoffset() == tokyo[0].utcoffset() == timedelta(hours=9)
-    utc = read(None)
     assert utc[1] == utc[0] == at and utc[1].utcoffset() == timedelta(0)
